@@ -1,0 +1,71 @@
+//! The cxlake functions and their documentation, for `\df`, `\h`, the README's reference and
+//! notebook bindings.
+
+use datafusion::logical_expr::Documentation;
+
+/// One cxlake function and its documentation.
+#[derive(Debug, Clone)]
+pub struct FunctionInfo {
+    pub name: String,
+    /// `aggregate`, `scalar` or `window`.
+    pub kind: &'static str,
+    pub documentation: Documentation,
+}
+
+impl FunctionInfo {
+    /// The first sentence of the description, for one-line listings.
+    pub fn summary(&self) -> String {
+        let text = self.documentation.description.trim();
+        let first = text.split_once(". ").map_or(text, |(s, _)| s);
+        first.trim_end_matches('.').to_string()
+    }
+
+    /// The full documentation as text: description, syntax, arguments and example.
+    pub fn help_text(&self) -> String {
+        let doc = &self.documentation;
+        let mut out = format!(
+            "{} ({})\n\n{}\n\nSyntax:\n    {}\n",
+            self.name,
+            self.kind,
+            doc.description.trim(),
+            doc.syntax_example
+        );
+        if let Some(arguments) = &doc.arguments {
+            out.push_str("\nArguments:\n");
+            for (name, text) in arguments {
+                out.push_str(&format!("    {name}: {text}\n"));
+            }
+        }
+        if let Some(example) = &doc.sql_example {
+            out.push_str("\nExample:\n");
+            for line in example.trim().lines() {
+                out.push_str(&format!("    {line}\n"));
+            }
+        }
+        if let Some(related) = &doc.related_udfs {
+            out.push_str(&format!("\nSee also: {}\n", related.join(", ")));
+        }
+        out
+    }
+}
+
+/// Every cxlake function, sorted by name.
+pub fn cxlake_functions() -> Vec<FunctionInfo> {
+    let mut functions: Vec<FunctionInfo> = cxlake_udfs::all_aggregates()
+        .into_iter()
+        .filter_map(|udaf| {
+            Some(FunctionInfo {
+                name: udaf.name().to_string(),
+                kind: "aggregate",
+                documentation: udaf.documentation()?.clone(),
+            })
+        })
+        .collect();
+    functions.sort_by(|a, b| a.name.cmp(&b.name));
+    functions
+}
+
+/// One function's information by name (case-insensitive).
+pub fn cxlake_function(name: &str) -> Option<FunctionInfo> {
+    cxlake_functions().into_iter().find(|f| f.name.eq_ignore_ascii_case(name.trim()))
+}

@@ -1,0 +1,321 @@
+//! The session every front end works through.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::Session;
+use datafusion::common::{plan_err, DataFusionError, Result};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use futures::TryStreamExt;
+use object_store::path::Path as ObjectPath;
+
+use crate::location::Location;
+use crate::sample;
+
+/// A DataFusion session with every cxlake function and `cxlake.*` setting registered, and the
+/// tables of a lake.
+#[derive(Clone)]
+pub struct Lake {
+    ctx: SessionContext,
+}
+
+/// Options for a [`Lake`]: tables, lake directories, and execution settings.
+#[derive(Debug, Default, Clone)]
+pub struct LakeBuilder {
+    tables: Vec<(String, String)>,
+    lake_dirs: Vec<String>,
+    sample_lake: bool,
+    target_partitions: Option<usize>,
+    batch_size: Option<usize>,
+}
+
+impl LakeBuilder {
+    /// Registers `location` (a Parquet file, a directory of Parquet files or a glob) as `name`.
+    pub fn table(mut self, name: impl Into<String>, location: impl Into<String>) -> Self {
+        self.tables.push((name.into(), location.into()));
+        self
+    }
+
+    /// Registers every Parquet file or directory directly under `dir` as a table named after it.
+    pub fn lake_dir(mut self, dir: impl Into<String>) -> Self {
+        self.lake_dirs.push(dir.into());
+        self
+    }
+
+    /// Registers the built-in sample lake (see [`crate::sample`]).
+    pub fn with_sample_lake(mut self) -> Self {
+        self.sample_lake = true;
+        self
+    }
+
+    /// How many partitions queries run in (default: the number of cores).
+    pub fn target_partitions(mut self, n: usize) -> Self {
+        self.target_partitions = Some(n);
+        self
+    }
+
+    /// Rows per record batch (default: DataFusion's 8192).
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = Some(n);
+        self
+    }
+
+    pub async fn build(self) -> Result<Lake> {
+        let mut config = SessionConfig::new().with_information_schema(true);
+        if let Some(n) = self.target_partitions {
+            config = config.with_target_partitions(n.max(1));
+        }
+        if let Some(n) = self.batch_size {
+            config = config.with_batch_size(n.max(1));
+        }
+        let lake = Lake::with_config(config)?;
+        if self.sample_lake {
+            lake.register_sample_lake().await?;
+        }
+        for dir in &self.lake_dirs {
+            lake.register_lake_dir(dir).await?;
+        }
+        for (name, location) in &self.tables {
+            lake.register(name, location).await?;
+        }
+        Ok(lake)
+    }
+}
+
+/// What one statement produced: a query's rows, or nothing for `SET`, `CREATE` and the like.
+#[derive(Debug, Clone)]
+pub struct StatementOutput {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+impl StatementOutput {
+    /// Whether the statement returns rows to show (it has columns).
+    pub fn has_rows(&self) -> bool {
+        !self.schema.fields().is_empty()
+    }
+
+    pub fn row_count(&self) -> usize {
+        self.batches.iter().map(|b| b.num_rows()).sum()
+    }
+}
+
+impl Lake {
+    /// An empty lake: cxlake's functions and settings, no tables.
+    pub fn new() -> Result<Self> {
+        Self::with_config(SessionConfig::new().with_information_schema(true))
+    }
+
+    pub fn builder() -> LakeBuilder {
+        LakeBuilder::default()
+    }
+
+    /// A lake over a session configured by the caller; cxlake's functions and settings are added.
+    pub fn with_config(config: SessionConfig) -> Result<Self> {
+        let ctx = SessionContext::new_with_config(config);
+        cxlake_udfs::register_all(&ctx)?;
+        Ok(Self { ctx })
+    }
+
+    /// The underlying DataFusion session, for anything this API does not wrap.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Registers a table over a location (see [`Location`]). Directories are read recursively;
+    /// `key=value` directory levels become partition columns, typed as `DATE` when every value
+    /// is `YYYY-MM-DD`, `BIGINT` when every value is an integer, and `VARCHAR` otherwise, so
+    /// filters on them prune directories before any file is opened.
+    pub async fn register(&self, name: &str, location: &str) -> Result<()> {
+        let parsed = Location::parse(location)?;
+        let url = ListingTableUrl::parse(parsed.listing_url()?)?;
+        let state = self.ctx.state();
+        let is_file = matches!(&parsed, Location::Local { path, glob: false } if path.is_file());
+        let extension = if is_file { "" } else { ".parquet" };
+        let files = list_files(&state, &url, extension).await?;
+        if files.is_empty() {
+            return plan_err!(
+                "table '{name}': no Parquet files at {parsed} (expected a .parquet file, a directory \
+                 holding .parquet files, or a glob matching some)"
+            );
+        }
+        let partition_cols = partition_columns(&url, &files)
+            .map_err(|e| DataFusionError::Plan(format!("table '{name}' at {parsed}: {e}")))?;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+            .with_file_extension(extension)
+            .with_table_partition_cols(partition_cols);
+        let schema = options.infer_schema(&state, &url).await.map_err(|e| {
+            DataFusionError::Plan(format!("table '{name}': cannot read the Parquet schema at {parsed}: {e}"))
+        })?;
+        let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema);
+        let table = ListingTable::try_new(config)?;
+        self.ctx.deregister_table(name)?;
+        self.ctx.register_table(name, Arc::new(table))?;
+        Ok(())
+    }
+
+    /// Registers every `.parquet` file and every directory directly under `dir` as a table named
+    /// after it (file stem or directory name). Names starting with `.` or `_` are skipped.
+    /// Returns the registered table names, sorted.
+    pub async fn register_lake_dir(&self, dir: &str) -> Result<Vec<String>> {
+        let Location::Local { path, glob: false } = Location::parse(dir)? else {
+            return plan_err!("--lake {dir}: a lake must be a local directory in this build");
+        };
+        let entries = std::fs::read_dir(&path)
+            .map_err(|e| DataFusionError::Plan(format!("lake directory {}: {e}", path.display())))?;
+        let mut tables = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| DataFusionError::Plan(format!("lake directory {}: {e}", path.display())))?;
+            let file_name = entry.file_name().to_string_lossy().into_owned();
+            if file_name.starts_with(['.', '_']) {
+                continue;
+            }
+            let entry_path = entry.path();
+            if entry_path.is_dir() {
+                tables.push((file_name, entry_path));
+            } else if let Some(stem) = file_name.strip_suffix(".parquet") {
+                tables.push((stem.to_string(), entry_path));
+            }
+        }
+        tables.sort();
+        if tables.is_empty() {
+            return plan_err!("lake directory {} holds no .parquet files or directories", path.display());
+        }
+        for (name, table_path) in &tables {
+            self.register(name, &table_path.to_string_lossy()).await?;
+        }
+        Ok(tables.into_iter().map(|(name, _)| name).collect())
+    }
+
+    /// Registers the built-in sample lake's tables.
+    pub async fn register_sample_lake(&self) -> Result<Vec<String>> {
+        let dir = sample::sample_lake_dir()?;
+        self.register_lake_dir(&dir.to_string_lossy()).await
+    }
+
+    /// Plans one SQL statement.
+    pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
+        self.ctx.sql(sql).await
+    }
+
+    /// Runs one SQL statement and collects its rows.
+    pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        self.sql(sql).await?.collect().await
+    }
+
+    /// Runs one statement and streams its rows as they are computed.
+    pub async fn stream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
+        self.sql(sql).await?.execute_stream().await
+    }
+
+    /// Runs one statement to completion. Nothing is returned unless the whole statement
+    /// succeeded, so a caller never shows part of a failing result.
+    pub async fn execute(&self, sql: &str) -> Result<StatementOutput> {
+        let df = self.sql(sql).await?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await?;
+        Ok(StatementOutput { schema, batches })
+    }
+
+    /// Names of the registered tables (the default schema), sorted.
+    pub fn table_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .ctx
+            .catalog("datafusion")
+            .and_then(|c| c.schema("public"))
+            .map(|s| s.table_names())
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// The schema of a registered table.
+    pub async fn table_schema(&self, name: &str) -> Result<SchemaRef> {
+        Ok(self.ctx.table_provider(name).await?.schema())
+    }
+}
+
+async fn list_files(state: &dyn Session, url: &ListingTableUrl, extension: &str) -> Result<Vec<ObjectPath>> {
+    let store = state.runtime_env().object_store(url)?;
+    let files: Vec<_> = url.list_all_files(state, store.as_ref(), extension).await?.try_collect().await?;
+    Ok(files.into_iter().map(|meta| meta.location).collect())
+}
+
+/// The hive partition columns (`key=value` directory levels) of a table, typed from the values
+/// found on disk.
+fn partition_columns(url: &ListingTableUrl, files: &[ObjectPath]) -> Result<Vec<(String, DataType)>> {
+    let mut keys: Option<Vec<String>> = None;
+    let mut values: Vec<Vec<String>> = Vec::new();
+    for file in files {
+        let Some(parts) = url.strip_prefix(file) else { continue };
+        let parts: Vec<&str> = parts.collect();
+        let dirs = &parts[..parts.len().saturating_sub(1)];
+        let pairs: Vec<(&str, &str)> = dirs.iter().filter_map(|d| d.split_once('=')).collect();
+        let file_keys: Vec<String> = pairs.iter().map(|(k, _)| k.to_string()).collect();
+        match &keys {
+            None => {
+                values = vec![Vec::new(); file_keys.len()];
+                keys = Some(file_keys);
+            }
+            Some(k) if *k != file_keys => {
+                return plan_err!(
+                    "inconsistent partition directories: {} has {:?} where others have {:?}",
+                    file,
+                    file_keys,
+                    k
+                );
+            }
+            Some(_) => {}
+        }
+        for (i, (_, v)) in pairs.iter().enumerate() {
+            values[i].push(v.to_string());
+        }
+    }
+    Ok(keys
+        .unwrap_or_default()
+        .into_iter()
+        .zip(values)
+        .map(|(key, vals)| {
+            let ty = infer_partition_type(&vals);
+            (key, ty)
+        })
+        .collect())
+}
+
+fn infer_partition_type(values: &[String]) -> DataType {
+    let real = values.iter().filter(|v| v.as_str() != "__HIVE_DEFAULT_PARTITION__");
+    if real.clone().all(|v| is_date(v)) {
+        DataType::Date32
+    } else if real.clone().all(|v| v.parse::<i64>().is_ok()) {
+        DataType::Int64
+    } else {
+        DataType::Utf8
+    }
+}
+
+fn is_date(v: &str) -> bool {
+    let b = v.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        && chrono_like_valid(v)
+}
+
+fn chrono_like_valid(v: &str) -> bool {
+    let (y, m, d) = (&v[0..4], &v[5..7], &v[8..10]);
+    let (Ok(_), Ok(m), Ok(d)) = (y.parse::<i32>(), m.parse::<u32>(), d.parse::<u32>()) else {
+        return false;
+    };
+    (1..=12).contains(&m) && (1..=31).contains(&d)
+}
+
+impl std::fmt::Debug for Lake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lake").field("tables", &self.table_names()).finish()
+    }
+}

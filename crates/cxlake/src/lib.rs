@@ -1,0 +1,29 @@
+//! The cxlake engine: customer-experience and product metrics in SQL over Parquet lakes.
+//!
+//! [`Lake`] is the one entry point for every front end (the CLI and REPL, batch jobs, notebook
+//! bindings): it builds a DataFusion session with every cxlake function and `cxlake.*` setting
+//! registered, registers tables from locations, runs SQL and hands back Arrow record batches or
+//! streams. [`format`] renders results in the CLI's output formats.
+//!
+//! ```no_run
+//! # async fn demo() -> datafusion::error::Result<()> {
+//! let lake = cxlake::Lake::builder().with_sample_lake().build().await?;
+//! let batches = lake.query("SELECT channel, nps(score) FROM surveys GROUP BY channel").await?;
+//! # Ok(()) }
+//! ```
+
+pub mod format;
+pub mod functions;
+pub mod lake;
+pub mod location;
+pub mod sample;
+pub mod statements;
+
+pub use cxlake_udfs as udfs;
+pub use datafusion;
+pub use datafusion::arrow;
+pub use datafusion::error::{DataFusionError, Result};
+pub use format::OutputFormat;
+pub use functions::{cxlake_functions, FunctionInfo};
+pub use lake::{Lake, LakeBuilder, StatementOutput};
+pub use location::Location;

@@ -1,0 +1,68 @@
+//! Customer-experience and product metric functions for DataFusion: NPS, CSAT, CES and IQS
+//! today, one metric family per module.
+//!
+//! Every function follows the cxlake function contract: NULL inputs do not count, an aggregate
+//! over no counting rows is NULL, every integer/float/decimal input type is accepted, invalid
+//! input fails with an error naming the function and the value unless the session sets
+//! `cxlake.invalid_input = 'skip'`, and aggregates run through a `GroupsAccumulator`, merge
+//! exactly across partitions and retract rows for sliding window frames.
+//!
+//! Register everything with [`register_all`]; build expressions in Rust with [`functions`]:
+//!
+//! ```
+//! use datafusion::prelude::*;
+//! let ctx = SessionContext::new();
+//! cxlake_udfs::register_all(&ctx).unwrap();
+//! let expr = cxlake_udfs::functions::nps(col("score"));
+//! ```
+
+pub mod common;
+pub mod functions;
+pub mod survey;
+
+use std::sync::Arc;
+
+use datafusion::common::Result;
+use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::AggregateUDF;
+use datafusion::prelude::SessionContext;
+
+pub use common::{CxlakeOptions, InvalidInput};
+
+/// Every cxlake aggregate function, with the default (`'error'`) invalid-input policy.
+pub fn all_aggregates() -> Vec<Arc<AggregateUDF>> {
+    survey::all()
+}
+
+/// The analyzer rule that applies `cxlake.invalid_input` to every cxlake aggregate.
+fn invalid_input_rule() -> common::InvalidInputRule {
+    let mut rule = common::InvalidInputRule::default();
+    survey::add_to_rule(&mut rule);
+    rule
+}
+
+/// Registers every cxlake function, the `cxlake.*` settings and the rule that applies them.
+///
+/// Returns the names of functions that replaced an existing registration. Calling it again on
+/// the same session re-registers the functions and leaves settings already made in place.
+pub fn register_all(ctx: &SessionContext) -> Result<Vec<String>> {
+    let state = ctx.state_ref();
+    let mut state = state.write();
+    let mut replaced = Vec::new();
+    for udaf in all_aggregates() {
+        if let Some(old) = state.register_udaf(udaf)? {
+            replaced.push(old.name().to_string());
+        }
+    }
+    let options = state.config_mut().options_mut();
+    if options.extensions.get::<CxlakeOptions>().is_none() {
+        options.extensions.insert(CxlakeOptions::default());
+    }
+    let rule = invalid_input_rule();
+    let has_rule = state.analyzer().rules.iter().any(|r| r.name() == datafusion::optimizer::AnalyzerRule::name(&rule));
+    drop(state);
+    if !has_rule {
+        ctx.add_analyzer_rule(Arc::new(rule));
+    }
+    Ok(replaced)
+}
