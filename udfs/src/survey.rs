@@ -229,7 +229,8 @@ fn nps_invalid_f64(v: f64) -> bool {
     !((0.0..=10.0).contains(&v) && v.fract() == 0.0)
 }
 
-/// Results are NULL where no row counted.
+/// Results are NULL where no row counted. Struct results carry the same NULLs in their fields,
+/// so `nps_counts(score)['promoters']` of an empty group is NULL too.
 fn nulls_where_empty<S>(states: &[S], count: impl Fn(&S) -> i64) -> Option<NullBuffer> {
     let nulls = NullBuffer::from_iter(states.iter().map(|s| count(s) > 0));
     (nulls.null_count() > 0).then_some(nulls)
@@ -290,7 +291,7 @@ impl Kernel for NpsKernel {
             NpsOutput::Score => Arc::new(states.iter().map(nps).collect::<Float64Array>()),
             NpsOutput::Counts => {
                 let column = |get: fn(&NpsState) -> i64| -> ArrayRef {
-                    Arc::new(Int64Array::from_iter_values(states.iter().map(get)))
+                    Arc::new(Int64Array::new(states.iter().map(get).collect(), nulls.clone()))
                 };
                 Arc::new(StructArray::try_new(
                     nps_counts_fields(),
@@ -316,10 +317,10 @@ impl Kernel for NpsKernel {
                 Arc::new(StructArray::try_new(
                     nps_ci_fields(),
                     vec![
-                        Arc::new(Float64Array::from(centre)),
-                        Arc::new(Float64Array::from(lower)),
-                        Arc::new(Float64Array::from(upper)),
-                        Arc::new(Int64Array::from_iter_values(states.iter().map(|s| s.responses))),
+                        Arc::new(Float64Array::new(centre.into(), nulls.clone())),
+                        Arc::new(Float64Array::new(lower.into(), nulls.clone())),
+                        Arc::new(Float64Array::new(upper.into(), nulls.clone())),
+                        Arc::new(Int64Array::new(states.iter().map(|s| s.responses).collect(), nulls.clone())),
                     ],
                     nulls,
                 )?)
