@@ -97,11 +97,8 @@ pub fn write_batches(
             for batch in batches {
                 writer.write(batch)?;
             }
+            // An empty result is still a JSON array: the writer prints `[]`.
             writer.finish()?;
-            if batches.iter().all(|b| b.num_rows() == 0) {
-                // An empty result is still a JSON array.
-                out.write_all(b"[]")?;
-            }
             writeln!(out)?;
         }
         OutputFormat::Ndjson => {

@@ -65,7 +65,7 @@ impl LakeBuilder {
     }
 
     pub async fn build(self) -> Result<Lake> {
-        let mut config = SessionConfig::new().with_information_schema(true);
+        let mut config = session_config();
         if let Some(n) = self.target_partitions {
             config = config.with_target_partitions(n.max(1));
         }
@@ -107,7 +107,7 @@ impl StatementOutput {
 impl Lake {
     /// An empty lake: cxlake's functions and settings, no tables.
     pub fn new() -> Result<Self> {
-        Self::with_config(SessionConfig::new().with_information_schema(true))
+        Self::with_config(session_config())
     }
 
     pub fn builder() -> LakeBuilder {
@@ -237,6 +237,14 @@ impl Lake {
     pub async fn table_schema(&self, name: &str) -> Result<SchemaRef> {
         Ok(self.ctx.table_provider(name).await?.schema())
     }
+}
+
+/// cxlake's session defaults: `information_schema` on, and directories read recursively (a
+/// lake's files often sit in dated or numbered subdirectories that are not partitions).
+fn session_config() -> SessionConfig {
+    let mut config = SessionConfig::new().with_information_schema(true);
+    config.options_mut().execution.listing_table_ignore_subdirectory = false;
+    config
 }
 
 async fn list_files(state: &dyn Session, url: &ListingTableUrl, extension: &str) -> Result<Vec<ObjectPath>> {

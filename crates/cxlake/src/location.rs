@@ -1,7 +1,8 @@
 //! Where a table's data lives, parsed once so that every front end accepts the same spellings.
 //!
 //! A location is a Parquet file, a directory of Parquet files (read recursively; `key=value`
-//! directories become partition columns) or a glob, given as a plain path or a URL. URLs with an
+//! directories become partition columns) or a glob (whose `*` also matches across directory
+//! levels, since directories are read recursively), given as a plain path or a URL. URLs with an
 //! object-store scheme are recognised here so that stores can be registered from them; this
 //! build reads local files only and says so when given another scheme.
 

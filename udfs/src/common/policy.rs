@@ -14,9 +14,9 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use datafusion::common::config::{ConfigExtension, ConfigField, Visit};
+use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{extensions_options, DataFusionError, Result};
+use datafusion::common::{DataFusionError, Result};
 use datafusion::config::ConfigOptions;
 use datafusion::logical_expr::expr::{AggregateFunction, WindowFunction};
 use datafusion::logical_expr::{AggregateUDF, AggregateUDFImpl, Expr, LogicalPlan, WindowFunctionDefinition};
@@ -55,23 +55,48 @@ impl fmt::Display for InvalidInput {
     }
 }
 
-impl ConfigField for InvalidInput {
-    fn visit<V: Visit>(&self, v: &mut V, key: &str, description: &'static str) {
-        v.some(key, self, description)
-    }
-
-    fn set(&mut self, _key: &str, value: &str) -> Result<()> {
-        *self = value.parse()?;
-        Ok(())
-    }
+/// Settings under `cxlake.*`, changed with `SET cxlake.<name> = <value>` and listed (with the
+/// `cxlake.` prefix) by `SHOW ALL` and `information_schema.df_settings`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CxlakeOptions {
+    /// What metric functions do with invalid input: 'error' (default) or 'skip'.
+    pub invalid_input: InvalidInput,
 }
 
-extensions_options! {
-    /// Settings under `cxlake.*`, changed with `SET cxlake.<name> = <value>`.
-    pub struct CxlakeOptions {
-        /// What metric functions do with invalid input: 'error' (default) fails the query
-        /// naming the function and the value; 'skip' ignores such rows like NULLs.
-        pub invalid_input: InvalidInput, default = InvalidInput::Error
+const INVALID_INPUT_DOC: &str = "What cxlake metric functions do with invalid input (an NPS score of 11, a negative \
+weight, NaN): 'error' (default) fails the query naming the function and the value; 'skip' ignores such rows like NULLs.";
+
+impl ExtensionOptions for CxlakeOptions {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn cloned(&self) -> Box<dyn ExtensionOptions> {
+        Box::new(self.clone())
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        match key {
+            "invalid_input" => self.invalid_input = value.parse()?,
+            other => {
+                return Err(DataFusionError::Configuration(format!(
+                    "unknown setting 'cxlake.{other}': cxlake's settings are cxlake.invalid_input"
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    fn entries(&self) -> Vec<ConfigEntry> {
+        vec![ConfigEntry {
+            key: format!("{}.invalid_input", Self::PREFIX),
+            value: Some(self.invalid_input.to_string()),
+            description: INVALID_INPUT_DOC,
+        }]
     }
 }
 
