@@ -29,11 +29,8 @@ struct Options {
 }
 
 fn parse_options() -> Options {
-    let mut options = Options {
-        rows: 10_000_000,
-        partitions: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        runs: 7,
-    };
+    let mut options =
+        Options { rows: 10_000_000, partitions: std::thread::available_parallelism().map_or(1, |n| n.get()), runs: 7 };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
@@ -109,7 +106,11 @@ fn cases() -> Vec<Case> {
              / COUNT(score)"
                 .into(),
         ),
-        ("csat", "csat(satisfaction)", "100.0 * SUM(CASE WHEN satisfaction >= 4 THEN 1 ELSE 0 END) / COUNT(satisfaction)".into()),
+        (
+            "csat",
+            "csat(satisfaction)",
+            "100.0 * SUM(CASE WHEN satisfaction >= 4 THEN 1 ELSE 0 END) / COUNT(satisfaction)".into(),
+        ),
         ("ces", "ces(effort)", "CAST(SUM(effort) AS DOUBLE) / COUNT(effort)".into()),
     ];
     let floors = [("nps", "score"), ("csat", "satisfaction"), ("ces", "effort")];
@@ -150,10 +151,7 @@ async fn main() -> cxlake::Result<()> {
     eprintln!("generating {} rows in {} partitions...", options.rows, options.partitions);
     lake.context().register_table("answers", Arc::new(answers(options.rows, options.partitions)))?;
 
-    println!(
-        "{} rows, {} partitions, median of {} interleaved runs\n",
-        options.rows, options.partitions, options.runs
-    );
+    println!("{} rows, {} partitions, median of {} interleaved runs\n", options.rows, options.partitions, options.runs);
     println!("| metric | GROUP BY | cxlake ms | CASE WHEN ms | floor ms | cxlake / CASE WHEN | cxlake / floor |");
     println!("|---|---|---:|---:|---:|---:|---:|");
     for case in cases() {
