@@ -253,6 +253,21 @@ async fn survey_metrics_match_plain_sql_on_generated_data_with_nulls() {
     }
 }
 
+/// With keys that barely repeat, DataFusion stops aggregating partially and turns each row into
+/// a state of its own (`convert_to_state`); the results must not change.
+#[tokio::test]
+async fn survey_metrics_match_plain_sql_when_partial_aggregation_is_skipped() {
+    for (partitions, batch_size) in [(4, 64), (7, 1000)] {
+        let lake = test_lake(partitions, batch_size).await.unwrap();
+        lake.context().register_table("gen", Arc::new(generated_table(3))).unwrap();
+        lake.execute("SET datafusion.execution.skip_partial_aggregation_probe_rows_threshold = 1").await.unwrap();
+        lake.execute("SET datafusion.execution.skip_partial_aggregation_probe_ratio_threshold = 0.0").await.unwrap();
+        lake.execute("CREATE VIEW fine AS SELECT *, CAST(q * 10 AS INT) % 211 AS k FROM gen").await.unwrap();
+        let label = format!("skipped partial aggregation, {partitions} partitions, batches of {batch_size}");
+        compare(&lake, &label, "fine", "k", "sat <> 2", ["s8", "sat", "eff", "q", "w"], None).await;
+    }
+}
+
 #[tokio::test]
 async fn expression_builders_match_sql() {
     let lake = test_lake(4, 64).await.unwrap();

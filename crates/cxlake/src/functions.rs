@@ -69,3 +69,29 @@ pub fn cxlake_functions() -> Vec<FunctionInfo> {
 pub fn cxlake_function(name: &str) -> Option<FunctionInfo> {
     cxlake_functions().into_iter().find(|f| f.name.eq_ignore_ascii_case(name.trim()))
 }
+
+/// The function reference as Markdown, generated from the functions' own documentation; the
+/// README embeds it and a test keeps the two identical.
+pub fn reference_markdown() -> String {
+    let mut out = String::new();
+    for f in cxlake_functions() {
+        let doc = &f.documentation;
+        out.push_str(&format!("#### `{}`\n\n", doc.syntax_example));
+        out.push_str(&format!("{} ({}). {}\n\n", f.summary(), f.kind, rest_of_description(&doc.description)));
+        if let Some(arguments) = &doc.arguments {
+            out.push_str("| argument | meaning |\n|---|---|\n");
+            for (name, text) in arguments {
+                out.push_str(&format!("| `{name}` | {} |\n", text.replace('|', "\\|")));
+            }
+            out.push('\n');
+        }
+        if let Some(example) = &doc.sql_example {
+            out.push_str(&format!("```sql\n{}\n```\n\n", example.trim()));
+        }
+    }
+    out.trim_end().to_string() + "\n"
+}
+
+fn rest_of_description(description: &str) -> &str {
+    description.trim().split_once(". ").map_or("", |(_, rest)| rest)
+}
