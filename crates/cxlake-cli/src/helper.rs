@@ -10,13 +10,14 @@ use rustyline::{Context, Helper, Highlighter, Hinter};
 use crate::command::{function_names, COMMANDS};
 
 /// SQL keywords offered by completion (a static list: what analysts type most).
+#[rustfmt::skip]
 const KEYWORDS: &[&str] = &[
     "ALL", "ALTER", "AND", "ANALYZE", "AS", "ASC", "BETWEEN", "BY", "CASE", "CAST", "COPY", "CREATE", "CROSS",
     "CURRENT_DATE", "CURRENT_TIMESTAMP", "DATE", "DELETE", "DESC", "DESCRIBE", "DISTINCT", "DROP", "ELSE", "END",
     "EXCEPT", "EXISTS", "EXPLAIN", "EXTERNAL", "FALSE", "FILTER", "FIRST", "FOLLOWING", "FROM", "FULL", "GROUP",
     "GROUPING", "HAVING", "ILIKE", "IN", "INNER", "INSERT", "INTERSECT", "INTERVAL", "INTO", "IS", "JOIN", "LAST",
     "LATERAL", "LEFT", "LIKE", "LIMIT", "LOCATION", "NATURAL", "NOT", "NULL", "NULLS", "OFFSET", "ON", "OR",
-    "ORDER", "OUTER", "OVER", "PARTITION", "PRECEDING", "QUALIFY", "RANGE", "RECURSIVE", "RIGHT", "ROLLUP", "ROW",
+    "ORDER", "OUTER", "OVER", "PARQUET", "PARTITION", "PRECEDING", "QUALIFY", "RANGE", "RECURSIVE", "RIGHT", "ROLLUP", "ROW",
     "ROWS", "SELECT", "SET", "SHOW", "STORED", "TABLE", "TABLES", "THEN", "TIMESTAMP", "TO", "TRUE", "UNBOUNDED",
     "UNION", "UNNEST", "USING", "VALUES", "VIEW", "WHEN", "WHERE", "WINDOW", "WITH",
 ];

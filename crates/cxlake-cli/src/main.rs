@@ -174,11 +174,8 @@ async fn main() -> ExitCode {
         eprintln!("Warning: {warning}");
     }
 
-    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
-        OutputFormat::Table
-    } else {
-        OutputFormat::Csv
-    });
+    let format =
+        args.format.unwrap_or(if std::io::stdout().is_terminal() { OutputFormat::Table } else { OutputFormat::Csv });
     let options = PrintOptions { format, timing: !args.quiet, interactive };
     let mut session = Session::new(lake, options);
 

@@ -68,10 +68,8 @@ fn several_commands_and_files_run_in_command_line_order_in_one_session() {
 #[test]
 fn statements_without_result_columns_print_nothing() {
     let f = Fixture::new();
-    let create = format!(
-        "CREATE EXTERNAL TABLE r2 STORED AS PARQUET LOCATION '{}'",
-        display(&f.path("lake/responses.parquet"))
-    );
+    let create =
+        format!("CREATE EXTERNAL TABLE r2 STORED AS PARQUET LOCATION '{}'", display(&f.path("lake/responses.parquet")));
     let out = f.run(&["-c", "SET datafusion.execution.batch_size = 2", "-c", &create]).ok();
     assert_eq!(out, "");
     let out = f.run(&["-c", &create, "-c", "SELECT count(*) AS n FROM r2"]).ok();
@@ -175,10 +173,7 @@ fn datafusion_settings_and_execution_flags() {
              ORDER BY name",
         ])
         .ok();
-    assert_eq!(
-        out,
-        "name,value\ndatafusion.execution.batch_size,3\ndatafusion.execution.target_partitions,1\n"
-    );
+    assert_eq!(out, "name,value\ndatafusion.execution.batch_size,3\ndatafusion.execution.target_partitions,1\n");
 }
 
 #[test]
@@ -245,13 +240,8 @@ fn hive_partitions_become_typed_columns() {
 #[test]
 fn statements_from_standard_input() {
     let f = Fixture::new();
-    let mut child = f
-        .command()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn cxlake");
+    let mut child =
+        f.command().stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn cxlake");
     child.stdin.take().unwrap().write_all(b"SELECT 1 AS x;\nSELECT 'two' AS y;\n").unwrap();
     let run = common::Run::from(child.wait_with_output().unwrap());
     assert_eq!(run.ok(), "x\n1\ny\ntwo\n");
