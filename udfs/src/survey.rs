@@ -545,7 +545,7 @@ fn build_documentation(metric: SurveyMetric) -> Documentation {
             "nps_counts(score)",
         )
         .with_argument("score", score_nps)
-        .with_sql_example("SELECT nps_counts(score).promoters, nps_counts(score).responses FROM surveys;")
+        .with_sql_example("SELECT nps_counts(score)['promoters'], nps_counts(score)['responses'] FROM surveys;")
         .with_related_udf("nps"),
         SurveyMetric::NpsCi => Documentation::builder(
             SECTION,

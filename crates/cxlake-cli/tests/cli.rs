@@ -298,3 +298,25 @@ fn version_and_help() {
         assert!(help.contains(needle), "missing {needle}: {help}");
     }
 }
+
+#[test]
+fn the_built_in_sample_lake_answers_the_readme_query() {
+    let f = Fixture::new();
+    let output = f
+        .command()
+        .env_remove("CXLAKE_SAMPLE_LAKE")
+        .args(["-c", "SELECT channel, nps(score) AS nps FROM surveys GROUP BY channel ORDER BY channel"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let run = common::Run::from(output);
+    let out = run.ok();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "channel,nps");
+    let channels: Vec<&str> = lines[1..].iter().map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(channels, vec!["app", "chat", "email", "phone", "web"]);
+    for line in &lines[1..] {
+        let nps: f64 = line.split(',').nth(1).unwrap().parse().unwrap();
+        assert!((-100.0..=100.0).contains(&nps), "{line}");
+    }
+}
