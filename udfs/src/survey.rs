@@ -8,7 +8,7 @@ use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, StructArray};
 use datafusion::arrow::buffer::NullBuffer;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type};
 use datafusion::common::{internal_err, Result};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
@@ -16,7 +16,7 @@ use datafusion::logical_expr::{
 };
 
 use crate::common::args;
-use crate::common::fold::{first_where, fold_one, fold_two};
+use crate::common::fold::{first_float, first_int, fold_int, fold_one, fold_two, Numeric};
 use crate::common::kernel::{AccumulatorFactory, Grouped, Kernel, Ungrouped};
 use crate::common::state::{metric_state, MeanState, MetricState, ShareState};
 use crate::common::{fmt_f64, InvalidInput, InvalidInputRule, PolicyAware};
@@ -220,9 +220,13 @@ struct NpsKernel {
 
 /// A row's NPS contribution, computed without branches so the batch loop vectorizes.
 #[inline(always)]
-fn nps_row(promoter: bool, detractor: bool, invalid: bool) -> NpsState {
-    let valid = !invalid as i64;
-    NpsState { promoters: promoter as i64 & valid, detractors: detractor as i64 & valid, responses: valid }
+fn nps_row(promoter: bool, detractor: bool, counts: bool) -> NpsState {
+    let counts = counts as i64;
+    NpsState { promoters: promoter as i64 & counts, detractors: detractor as i64 & counts, responses: counts }
+}
+
+fn nps_invalid_int(v: i64) -> bool {
+    !(0..=10).contains(&v)
 }
 
 fn nps_invalid_f64(v: f64) -> bool {
@@ -258,27 +262,27 @@ impl Kernel for NpsKernel {
         mut f: impl FnMut(usize, NpsState),
     ) -> Result<bool> {
         let mut invalid = false;
-        match args[0].data_type() {
-            DataType::Int64 => fold_one(args[0].as_primitive::<Int64Type>(), filter, |row, v| {
-                let bad = !(0..=10).contains(&v);
-                invalid |= bad;
-                f(row, nps_row(v >= 9, v <= 6, bad));
+        match Numeric::of(&args[0]) {
+            Some(Numeric::Int(scores)) => fold_int(scores, filter, |row, v, counts| {
+                let bad = nps_invalid_int(v);
+                invalid |= counts & bad;
+                f(row, nps_row(v >= 9, v <= 6, counts & !bad));
             }),
-            DataType::Float64 => fold_one(args[0].as_primitive::<Float64Type>(), filter, |row, v| {
+            Some(Numeric::Float(scores)) => fold_one(scores, filter, |row, v, counts| {
                 let bad = nps_invalid_f64(v);
-                invalid |= bad;
-                f(row, nps_row(v >= 9.0, v <= 6.0, bad));
+                invalid |= counts & bad;
+                f(row, nps_row(v >= 9.0, v <= 6.0, counts & !bad));
             }),
-            other => return unexpected(self.name(), other),
+            None => return unexpected(self.name(), args[0].data_type()),
         }
         Ok(invalid)
     }
 
     fn describe_invalid(&self, args: &[ArrayRef], filter: Option<&BooleanArray>) -> Result<String> {
-        let value = match args[0].data_type() {
-            DataType::Int64 => first_where(args[0].as_primitive::<Int64Type>(), filter, |v| !(0..=10).contains(&v))
-                .map(|v| v.to_string()),
-            _ => first_where(args[0].as_primitive::<Float64Type>(), filter, nps_invalid_f64).map(fmt_f64),
+        let value = match Numeric::of(&args[0]) {
+            Some(Numeric::Int(scores)) => first_int(scores, filter, nps_invalid_int).map(|v| v.to_string()),
+            Some(Numeric::Float(scores)) => first_float(scores, filter, nps_invalid_f64).map(fmt_f64),
+            None => None,
         };
         Ok(format!("invalid NPS score {}: a score must be a whole number from 0 to 10", value.unwrap_or_default()))
     }
@@ -382,22 +386,28 @@ impl Kernel for CsatKernel {
     ) -> Result<bool> {
         let threshold = self.threshold;
         let mut invalid = false;
-        match args[0].data_type() {
-            DataType::Int64 => fold_one(args[0].as_primitive::<Int64Type>(), filter, |row, v| {
-                f(row, ShareState { hits: (v as f64 >= threshold) as i64, count: 1 });
+        match Numeric::of(&args[0]) {
+            Some(Numeric::Int(scores)) => {
+                // An integer is at or above the threshold when it is at or above its ceiling.
+                let lowest = threshold.ceil().clamp(i64::MIN as f64, i64::MAX as f64) as i64;
+                fold_int(scores, filter, |row, v, counts| {
+                    let counts = counts as i64;
+                    f(row, ShareState { hits: (v >= lowest) as i64 & counts, count: counts });
+                })
+            }
+            Some(Numeric::Float(scores)) => fold_one(scores, filter, |row, v, counts| {
+                let bad = !v.is_finite();
+                invalid |= counts & bad;
+                let counts = (counts & !bad) as i64;
+                f(row, ShareState { hits: (v >= threshold) as i64 & counts, count: counts });
             }),
-            DataType::Float64 => fold_one(args[0].as_primitive::<Float64Type>(), filter, |row, v| {
-                let valid = v.is_finite() as i64;
-                invalid |= valid == 0;
-                f(row, ShareState { hits: (v >= threshold) as i64 & valid, count: valid });
-            }),
-            other => return unexpected(self.name(), other),
+            None => return unexpected(self.name(), args[0].data_type()),
         }
         Ok(invalid)
     }
 
     fn describe_invalid(&self, args: &[ArrayRef], filter: Option<&BooleanArray>) -> Result<String> {
-        let value = first_where(args[0].as_primitive::<Float64Type>(), filter, |v| !v.is_finite());
+        let value = first_float(args[0].as_primitive::<Float64Type>(), filter, |v| !v.is_finite());
         Ok(format!(
             "invalid satisfaction score {}: a score must be a finite number",
             value.map(fmt_f64).unwrap_or_default()
@@ -431,22 +441,22 @@ impl Kernel for CesKernel {
         mut f: impl FnMut(usize, MeanState),
     ) -> Result<bool> {
         let mut invalid = false;
-        match args[0].data_type() {
-            DataType::Int64 => fold_one(args[0].as_primitive::<Int64Type>(), filter, |row, v| {
-                f(row, MeanState { sum: v as f64, count: 1 });
+        match Numeric::of(&args[0]) {
+            Some(Numeric::Int(scores)) => fold_int(scores, filter, |row, v, counts| {
+                f(row, if counts { MeanState { sum: v as f64, count: 1 } } else { MeanState::default() });
             }),
-            DataType::Float64 => fold_one(args[0].as_primitive::<Float64Type>(), filter, |row, v| {
-                let valid = v.is_finite();
-                invalid |= !valid;
-                f(row, if valid { MeanState { sum: v, count: 1 } } else { MeanState::default() });
+            Some(Numeric::Float(scores)) => fold_one(scores, filter, |row, v, counts| {
+                let bad = !v.is_finite();
+                invalid |= counts & bad;
+                f(row, if counts & !bad { MeanState { sum: v, count: 1 } } else { MeanState::default() });
             }),
-            other => return unexpected(self.name(), other),
+            None => return unexpected(self.name(), args[0].data_type()),
         }
         Ok(invalid)
     }
 
     fn describe_invalid(&self, args: &[ArrayRef], filter: Option<&BooleanArray>) -> Result<String> {
-        let value = first_where(args[0].as_primitive::<Float64Type>(), filter, |v| !v.is_finite());
+        let value = first_float(args[0].as_primitive::<Float64Type>(), filter, |v| !v.is_finite());
         Ok(format!("invalid effort score {}: a score must be a finite number", value.map(fmt_f64).unwrap_or_default()))
     }
 
@@ -477,11 +487,11 @@ impl Kernel for IqsKernel {
     ) -> Result<bool> {
         let mut invalid = false;
         let (scores, weights) = (args[0].as_primitive::<Float64Type>(), args[1].as_primitive::<Float64Type>());
-        fold_two(scores, weights, filter, |row, s, w| {
+        fold_two(scores, weights, filter, |row, s, w, counts| {
             let bad = iqs_invalid(s, w);
-            invalid |= bad;
+            invalid |= counts & bad;
             let c = WeightedState { weighted_sum: s * w, weight: w, count: 1 };
-            f(row, if bad { WeightedState::default() } else { c });
+            f(row, if counts & !bad { c } else { WeightedState::default() });
         });
         Ok(invalid)
     }
@@ -489,8 +499,8 @@ impl Kernel for IqsKernel {
     fn describe_invalid(&self, args: &[ArrayRef], filter: Option<&BooleanArray>) -> Result<String> {
         let (scores, weights) = (args[0].as_primitive::<Float64Type>(), args[1].as_primitive::<Float64Type>());
         let mut found = None;
-        fold_two(scores, weights, filter, |_, s, w| {
-            if found.is_none() && iqs_invalid(s, w) {
+        fold_two(scores, weights, filter, |_, s, w, counts| {
+            if counts && found.is_none() && iqs_invalid(s, w) {
                 found = Some((s, w));
             }
         });
@@ -532,7 +542,7 @@ fn build_documentation(metric: SurveyMetric) -> Documentation {
     let doc = match metric {
         SurveyMetric::Nps => Documentation::builder(
             SECTION,
-            format!("Net Promoter Score: the percentage of promoters (9–10) minus the percentage of detractors (0–6), from -100 to 100, as DOUBLE. Passives (7–8) count in the total only. {NULLS_AND_INVALID}"),
+            format!("Net Promoter Score of 0–10 answers, from -100 to 100. It is the percentage of promoters (9–10) minus the percentage of detractors (0–6), as DOUBLE; passives (7–8) count in the total only. {NULLS_AND_INVALID}"),
             "nps(score)",
         )
         .with_argument("score", score_nps)
@@ -541,7 +551,7 @@ fn build_documentation(metric: SurveyMetric) -> Documentation {
         .with_related_udf("nps_ci"),
         SurveyMetric::NpsCounts => Documentation::builder(
             SECTION,
-            format!("The distribution behind NPS: STRUCT<promoters, passives, detractors, responses> (BIGINT each), where responses counts every valid answer. {NULLS_AND_INVALID}"),
+            format!("Promoters, passives, detractors and responses behind an NPS. Returns STRUCT<promoters, passives, detractors, responses> (BIGINT each), where responses counts every valid answer; read a field with nps_counts(score)['promoters']. {NULLS_AND_INVALID}"),
             "nps_counts(score)",
         )
         .with_argument("score", score_nps)
@@ -549,7 +559,7 @@ fn build_documentation(metric: SurveyMetric) -> Documentation {
         .with_related_udf("nps"),
         SurveyMetric::NpsCi => Documentation::builder(
             SECTION,
-            format!("NPS with a normal-approximation confidence interval: STRUCT<nps, lower, upper DOUBLE, responses BIGINT>. With p and d the promoter and detractor shares of n responses, se = 100·sqrt((p + d − (p − d)²) / n) and the bounds are nps ± z·se, clamped to [-100, 100], z being the two-sided normal quantile of the confidence. {NULLS_AND_INVALID}"),
+            format!("NPS with a confidence interval. Returns STRUCT<nps, lower, upper DOUBLE, responses BIGINT> from the normal approximation: with p and d the promoter and detractor shares of n responses, se = 100·sqrt((p + d − (p − d)²) / n) and the bounds are nps ± z·se, clamped to [-100, 100], z being the two-sided normal quantile of the confidence. {NULLS_AND_INVALID}"),
             "nps_ci(score [, confidence])",
         )
         .with_argument("score", score_nps)
@@ -558,7 +568,7 @@ fn build_documentation(metric: SurveyMetric) -> Documentation {
         .with_related_udf("nps"),
         SurveyMetric::Csat => Documentation::builder(
             SECTION,
-            format!("Customer Satisfaction Score: the percentage of answers at or above the threshold (top-2-box on a 1–5 scale by default), from 0 to 100, as DOUBLE. Any finite number is a valid answer; NaN and infinities are invalid. {NULLS_AND_INVALID}"),
+            format!("Customer Satisfaction Score: the share of satisfied answers, from 0 to 100. It is the percentage of answers at or above the threshold (top-2-box on a 1–5 scale by default), as DOUBLE. Any finite number is a valid answer; NaN and infinities are invalid. {NULLS_AND_INVALID}"),
             "csat(score [, threshold])",
         )
         .with_argument("score", "A satisfaction answer of any integer, float or decimal type.")
@@ -567,7 +577,7 @@ fn build_documentation(metric: SurveyMetric) -> Documentation {
         .with_related_udf("ces"),
         SurveyMetric::Ces => Documentation::builder(
             SECTION,
-            format!("Customer Effort Score: the mean effort answer, sum(score) / count(score), as DOUBLE. Any finite number is valid; NaN and infinities are invalid. {NULLS_AND_INVALID}"),
+            format!("Customer Effort Score: the mean effort answer. It is sum(score) / count(score), as DOUBLE. Any finite number is valid; NaN and infinities are invalid. {NULLS_AND_INVALID}"),
             "ces(score)",
         )
         .with_argument("score", "An effort answer of any integer, float or decimal type (1–7 where lower is easier is common).")
@@ -575,7 +585,7 @@ fn build_documentation(metric: SurveyMetric) -> Documentation {
         .with_related_udf("csat"),
         SurveyMetric::Iqs => Documentation::builder(
             SECTION,
-            format!("Internal Quality Score: the weighted mean Σ score·weight / Σ weight, as DOUBLE; NULL when the weights sum to 0. A row counts when both score and weight are non-NULL. Also the building block of composite engagement scores. Weights must be finite and at least 0; NaN or infinite scores are invalid. {NULLS_AND_INVALID}"),
+            format!("Internal Quality Score: a weighted mean of quality scores. It is Σ score·weight / Σ weight, as DOUBLE; NULL when the weights sum to 0. A row counts when both score and weight are non-NULL. Also the building block of composite engagement scores. Weights must be finite and at least 0; NaN or infinite scores are invalid. {NULLS_AND_INVALID}"),
             "iqs(score, weight)",
         )
         .with_argument("score", "A quality score of any integer, float or decimal type.")

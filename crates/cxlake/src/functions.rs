@@ -77,11 +77,12 @@ pub fn reference_markdown() -> String {
     for f in cxlake_functions() {
         let doc = &f.documentation;
         out.push_str(&format!("#### `{}`\n\n", doc.syntax_example));
-        out.push_str(&format!("{} ({}). {}\n\n", f.summary(), f.kind, rest_of_description(&doc.description)));
+        let text = format!("{} ({}). {}", f.summary(), f.kind, rest_of_description(&doc.description));
+        out.push_str(&format!("{}\n\n", markdown_text(&text)));
         if let Some(arguments) = &doc.arguments {
             out.push_str("| argument | meaning |\n|---|---|\n");
             for (name, text) in arguments {
-                out.push_str(&format!("| `{name}` | {} |\n", text.replace('|', "\\|")));
+                out.push_str(&format!("| `{name}` | {} |\n", markdown_text(text).replace('|', "\\|")));
             }
             out.push('\n');
         }
@@ -90,6 +91,11 @@ pub fn reference_markdown() -> String {
         }
     }
     out.trim_end().to_string() + "\n"
+}
+
+/// Prose safe in Markdown: `STRUCT<...>` must not read as an HTML tag.
+fn markdown_text(text: &str) -> String {
+    text.replace('<', "\\<")
 }
 
 fn rest_of_description(description: &str) -> &str {

@@ -12,6 +12,11 @@
 //! # Ok(()) }
 //! ```
 
+/// The README's Rust example is compiled as a doctest, so it cannot drift from the API.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub mod format;
 pub mod functions;
 pub mod lake;

@@ -8,14 +8,16 @@ use datafusion::physical_expr::expressions::Literal;
 
 /// How a numeric argument is widened before it reaches a kernel.
 ///
-/// Integers become `Int64` and everything else `Float64`, so each kernel has exactly two fast
-/// paths. Decimals become `Float64`: metric inputs are scores, weights and amounts, whose
+/// Integers up to 64 bits keep their type (kernels widen them per row, with no conversion pass
+/// over the batch); everything else becomes `Float64`, so each kernel has exactly two paths.
+/// Decimals and `UInt64` become `Float64`: metric inputs are scores, weights and amounts, whose
 /// integrality and range checks survive the conversion.
 pub fn numeric(function: &str, signatures: &str, arg: &str, t: &DataType) -> Result<DataType> {
     use DataType::*;
     match t {
-        Null | Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 => Ok(Int64),
-        Float16 | Float32 | Float64 => Ok(Float64),
+        t if crate::common::fold::is_native_int(t) => Ok(t.clone()),
+        Null => Ok(Int64),
+        UInt64 | Float16 | Float32 | Float64 => Ok(Float64),
         Decimal32(_, _) | Decimal64(_, _) | Decimal128(_, _) | Decimal256(_, _) => Ok(Float64),
         Dictionary(_, value) => numeric(function, signatures, arg, value),
         other => plan_err!(
