@@ -1,5 +1,6 @@
-//! Customer-experience and product metric functions for DataFusion: NPS, CSAT, CES and IQS
-//! today, one metric family per module.
+//! Customer-experience and product metric functions for DataFusion, one metric family per
+//! module: [`survey`] (NPS, CSAT, CES, IQS), [`rates`], [`service`] (helpdesk durations) and
+//! [`customer_base`] (churn, retention).
 //!
 //! Every function follows the cxlake function contract: NULL inputs do not count, an aggregate
 //! over no counting rows is NULL, every integer/float/decimal input type is accepted, invalid
@@ -17,7 +18,10 @@
 //! ```
 
 pub mod common;
+pub mod customer_base;
 pub mod functions;
+pub mod rates;
+pub mod service;
 pub mod survey;
 
 use std::sync::Arc;
@@ -31,13 +35,16 @@ pub use common::{CxlakeOptions, InvalidInput};
 
 /// Every cxlake aggregate function, with the default (`'error'`) invalid-input policy.
 pub fn all_aggregates() -> Vec<Arc<AggregateUDF>> {
-    survey::all()
+    [survey::all(), rates::all(), service::all(), customer_base::all()].concat()
 }
 
 /// The analyzer rule that applies `cxlake.invalid_input` to every cxlake aggregate.
 fn invalid_input_rule() -> common::InvalidInputRule {
     let mut rule = common::InvalidInputRule::default();
     survey::add_to_rule(&mut rule);
+    rates::add_to_rule(&mut rule);
+    service::add_to_rule(&mut rule);
+    customer_base::add_to_rule(&mut rule);
     rule
 }
 
