@@ -11,8 +11,9 @@
 //! cargo run --release -p cxlake-benches --bin survey_bench -- [--rows N] [--partitions N] [--runs N]
 //! ```
 
+mod harness;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use cxlake::arrow::array::{ArrayRef, Int32Array, StringArray};
 use cxlake::arrow::datatypes::{DataType, Field, Schema};
@@ -22,34 +23,7 @@ use cxlake::Lake;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-struct Options {
-    rows: usize,
-    partitions: usize,
-    runs: usize,
-}
-
-fn parse_options() -> Options {
-    let mut options =
-        Options { rows: 10_000_000, partitions: std::thread::available_parallelism().map_or(1, |n| n.get()), runs: 7 };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let value = || args.get(i + 1).and_then(|v| v.replace('_', "").parse::<usize>().ok());
-        match args[i].as_str() {
-            "--rows" => options.rows = value().expect("--rows N"),
-            "--partitions" => options.partitions = value().expect("--partitions N"),
-            "--runs" => options.runs = value().expect("--runs N"),
-            // `cargo bench` passes --bench; anything else is a mistake worth reporting.
-            "--bench" => {
-                i += 1;
-                continue;
-            }
-            other => panic!("unknown argument {other}: use --rows N, --partitions N, --runs N"),
-        }
-        i += 2;
-    }
-    options
-}
+use harness::{parse_options, run_cases, Case};
 
 /// Survey answers: NPS 0–10, satisfaction 1–5, effort 1–7 (INT, about 2% NULL each), with
 /// channel (5 values) and region (4 values) keys, in `partitions` partitions of 8192-row batches.
@@ -91,12 +65,6 @@ fn answers(rows: usize, partitions: usize) -> MemTable {
     MemTable::try_new(schema, parts).expect("table")
 }
 
-struct Case {
-    metric: &'static str,
-    keys: &'static str,
-    queries: [(&'static str, String); 3],
-}
-
 fn cases() -> Vec<Case> {
     let metrics: [(&str, &str, String); 3] = [
         (
@@ -128,7 +96,7 @@ fn cases() -> Vec<Case> {
             cases.push(Case {
                 metric,
                 keys,
-                queries: [
+                queries: vec![
                     ("cxlake", query(call)),
                     ("CASE WHEN", query(plain)),
                     ("floor", query(&format!("count({column}), sum({column})"))),
@@ -139,47 +107,11 @@ fn cases() -> Vec<Case> {
     cases
 }
 
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
-}
-
 #[tokio::main]
 async fn main() -> cxlake::Result<()> {
     let options = parse_options();
     let lake = Lake::builder().target_partitions(options.partitions).build().await?;
     eprintln!("generating {} rows in {} partitions...", options.rows, options.partitions);
     lake.context().register_table("answers", Arc::new(answers(options.rows, options.partitions)))?;
-
-    println!("{} rows, {} partitions, median of {} interleaved runs\n", options.rows, options.partitions, options.runs);
-    println!("| metric | GROUP BY | cxlake ms | CASE WHEN ms | floor ms | cxlake / CASE WHEN | cxlake / floor |");
-    println!("|---|---|---:|---:|---:|---:|---:|");
-    for case in cases() {
-        let mut times: [Vec<Duration>; 3] = Default::default();
-        // One warm-up round, then interleaved timed rounds.
-        for round in 0..=options.runs {
-            for (i, (_, sql)) in case.queries.iter().enumerate() {
-                let start = Instant::now();
-                let batches = lake.query(sql).await?;
-                let elapsed = start.elapsed();
-                assert!(!batches.is_empty(), "{sql} returned nothing");
-                if round > 0 {
-                    times[i].push(elapsed);
-                }
-            }
-        }
-        let [cx, plain, floor] = times.map(median);
-        let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        println!(
-            "| {} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} |",
-            case.metric,
-            if case.keys.is_empty() { "—" } else { case.keys },
-            ms(cx),
-            ms(plain),
-            ms(floor),
-            ms(cx) / ms(plain),
-            ms(cx) / ms(floor)
-        );
-    }
-    Ok(())
+    run_cases(&lake, &options, &cases()).await
 }
