@@ -266,7 +266,9 @@ impl Kernel for DurationKernel {
             return Ok("invalid interval: an end before its start".to_string());
         };
         let options = FormatOptions::default();
-        let show = |a: &ArrayRef| -> Result<String> { Ok(ArrayFormatter::try_new(a.as_ref(), &options)?.value(row).to_string()) };
+        let show = |a: &ArrayRef| -> Result<String> {
+            Ok(ArrayFormatter::try_new(a.as_ref(), &options)?.value(row).to_string())
+        };
         Ok(format!(
             "invalid interval: ends at {} before it starts at {}: an end must not be before its start",
             show(&args[1])?,
@@ -402,9 +404,7 @@ mod tests {
     fn durations(start: ArrayRef, end: ArrayRef) -> Vec<Option<f64>> {
         let kernel = DurationKernel { name: "resolution_time" };
         let mut out = Vec::new();
-        let invalid = kernel
-            .fold(&[start, end], None, |_, c| out.push((c.count == 1).then_some(c.sum)))
-            .unwrap();
+        let invalid = kernel.fold(&[start, end], None, |_, c| out.push((c.count == 1).then_some(c.sum))).unwrap();
         assert!(!invalid);
         out
     }
@@ -412,7 +412,8 @@ mod tests {
     #[test]
     fn units_and_zones_compare_instants() {
         // 10:00:00Z in seconds against 12:00:01.5+02:00 (10:00:01.5Z) in nanoseconds.
-        let start: ArrayRef = Arc::new(TimestampSecondArray::from(vec![Some(1_740_823_200), None]).with_timezone("UTC"));
+        let start: ArrayRef =
+            Arc::new(TimestampSecondArray::from(vec![Some(1_740_823_200), None]).with_timezone("UTC"));
         let end: ArrayRef = Arc::new(
             TimestampNanosecondArray::from(vec![Some(1_740_823_201_500_000_000), Some(0)]).with_timezone("+02:00"),
         );
