@@ -273,29 +273,30 @@ fn documentation(metric: RateMetric) -> &'static Documentation {
 fn build_documentation(metric: RateMetric) -> Documentation {
     let (summary, flag, example) = match metric {
         RateMetric::Conversion => (
-            "Conversion rate: the percentage of rows (sessions, visits, events) that converted, such as \
-             conversion_rate(converted) over sessions or clickstream events.",
+            "Conversion rate: the percentage of sessions, visits or events that converted. Use it over a \
+             converted flag, such as conversion_rate(converted) over sessions or clickstream events.",
             "Whether the row converted (made a purchase, signed up). ",
             "SELECT device, conversion_rate(converted) FROM clickstream GROUP BY device;\n\
              -- 3 of 40 events are purchases: 100 × 3 / 40 = 7.5",
         ),
         RateMetric::FeedbackResponse => (
-            "Feedback response rate: the percentage of survey invitations that were answered, such as \
-             feedback_response_rate(responded) over survey_invitations.",
+            "Feedback response rate: the percentage of survey invitations that were answered. Use it over \
+             the invitations' responded flag, such as feedback_response_rate(responded) over survey_invitations.",
             "Whether the invitation was answered. ",
             "SELECT channel, feedback_response_rate(responded) FROM survey_invitations GROUP BY channel;\n\
              -- 5 of 8 invitations answered: 100 × 5 / 8 = 62.5",
         ),
         RateMetric::Referral => (
-            "Referral rate: the percentage of customers who referred someone, such as \
-             referral_rate(made_referral) over customers.",
+            "Referral rate: the percentage of customers who referred someone. Use it over one row per \
+             customer, such as referral_rate(made_referral) over customers.",
             "Whether the customer made a referral. ",
             "SELECT region, referral_rate(made_referral) FROM customers GROUP BY region;\n\
              -- 1 of 4 customers referred someone: 100 × 1 / 4 = 25",
         ),
         RateMetric::Participation => (
-            "Participation rate: the percentage of customers taking part in a programme, such as \
-             participation_rate(loyalty_member) over customers for loyalty-programme participation.",
+            "Participation rate: the percentage of customers taking part in a programme. Use it over one row \
+             per customer, such as participation_rate(loyalty_member) over customers for loyalty-programme \
+             participation.",
             "Whether the customer takes part (a 0/1 INT column such as loyalty_member works as is). ",
             "SELECT plan, participation_rate(loyalty_member) FROM customers GROUP BY plan;\n\
              -- loyalty_member 1, 0, 1, NULL: 100 × 2 / 3 = 66.67",

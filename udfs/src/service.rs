@@ -289,7 +289,8 @@ const SECTION: DocSection = DocSection {
 
 const RULES: &str = "The result is the mean of (end − start) in seconds, as DOUBLE, with sub-second precision \
 kept (a 1.5 s gap is 1.5). Start and end may be timestamps of any unit (s, ms, us, ns), with or without a time \
-zone, and of different zones: the instants are compared, and a timestamp without a zone is read as UTC. A row \
+zone, and of different zones: the instants are compared, and a timestamp without a zone is read as UTC. The \
+difference is taken exactly in the finer of the two units, for any timestamp Arrow can hold. A row \
 whose start or end is NULL (not yet answered or resolved) does not count; a group with no counting rows gives \
 NULL. An end before its start is invalid input: it fails the query unless \
 `SET cxlake.invalid_input = 'skip'`, which ignores such rows.";
