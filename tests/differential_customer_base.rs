@@ -134,7 +134,8 @@ async fn compare(lake: &Lake, label: &str, from: &str, key: &str, filter: &str, 
 
 const SETTINGS: [(usize, usize); 3] = [(1, 5), (4, 3), (7, 1000)];
 
-const MONTHS: &str = "(SELECT unnest(generate_series(DATE '2025-01-01', DATE '2025-06-01', INTERVAL '1 month')) AS month)";
+const MONTHS: &str =
+    "(SELECT unnest(generate_series(DATE '2025-01-01', DATE '2025-06-01', INTERVAL '1 month')) AS month)";
 
 #[tokio::test]
 async fn customer_base_metrics_match_plain_sql_on_the_sample_lake() {
@@ -251,7 +252,8 @@ async fn customer_base_metrics_match_plain_sql_on_generated_data_with_nulls() {
         assert!(compared > 100, "{label}: only {compared} non-NULL comparisons");
         compare(&lake, &label, "gen", "k", "g > 3", args, false).await;
         // Constant bounds: a timestamp literal and a date.
-        let constant = Args { period_start: "TIMESTAMP '2025-01-01 00:00:00'", period_end: "DATE '2025-04-01'", ..args };
+        let constant =
+            Args { period_start: "TIMESTAMP '2025-01-01 00:00:00'", period_end: "DATE '2025-04-01'", ..args };
         compare(&lake, &format!("{label}, constant bounds"), "gen", "g", "k <> 'c'", constant, false).await;
         // Invalid rows are ignored in 'skip' mode, and fail the query in 'error' mode.
         let invalid = Args { end: "bad_end", period_end: "bad_pe", ..args };
