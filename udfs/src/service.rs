@@ -210,15 +210,30 @@ impl Interval {
         })
     }
 
-    /// Calls `f(row, end − start in ticks of the finer unit, counts)` for every row.
+    /// Calls `f(row, |end − start| in ticks of the finer unit, end < start, counts)` for every
+    /// row.
     ///
-    /// The difference is exact for every timestamp Arrow can hold: both sides are widened to
-    /// i128 before scaling, so a seconds column far outside the nanosecond range (years
-    /// 1677..2262) still compares exactly with a nanosecond one.
+    /// The difference is exact for every timestamp Arrow can hold before it becomes a float.
+    /// With one unit on both sides (the common case) it is taken in 64 bits: the distance
+    /// between two `i64` values always fits in a `u64`. Mixed units are widened to i128 before
+    /// scaling, so a seconds column far outside the nanosecond range (years 1677..2262) still
+    /// compares exactly with a nanosecond one.
     #[inline(always)]
-    fn fold(&self, filter: Option<&BooleanArray>, mut f: impl FnMut(usize, i128, bool)) {
+    fn fold(&self, filter: Option<&BooleanArray>, mut f: impl FnMut(usize, f64, bool, bool)) {
         let (sf, ef) = (self.start_factor, self.end_factor);
-        fold_two(&self.start, &self.end, filter, |row, s, e, counts| f(row, e as i128 * ef - s as i128 * sf, counts));
+        if sf == 1 && ef == 1 {
+            fold_two(&self.start, &self.end, filter, |row, s, e, counts| {
+                let backwards = e < s;
+                let distance =
+                    if backwards { (s as u64).wrapping_sub(e as u64) } else { (e as u64).wrapping_sub(s as u64) };
+                f(row, distance as f64, backwards, counts)
+            });
+        } else {
+            fold_two(&self.start, &self.end, filter, |row, s, e, counts| {
+                let ticks = e as i128 * ef - s as i128 * sf;
+                f(row, ticks.unsigned_abs() as f64, ticks < 0, counts)
+            });
+        }
     }
 }
 
@@ -243,12 +258,11 @@ impl Kernel for DurationKernel {
         let interval = Interval::of(args, self.name)?;
         let per_second = interval.per_second;
         let mut invalid = false;
-        interval.fold(filter, |row, ticks, counts| {
-            let bad = ticks < 0;
+        interval.fold(filter, |row, ticks, bad, counts| {
             invalid |= counts & bad;
             let counts = counts & !bad;
             // Dividing (not multiplying by the reciprocal) keeps whole ticks exact: 1.5 s is 1.5.
-            let seconds = ticks as f64 / per_second;
+            let seconds = ticks / per_second;
             f(row, MeanState { sum: if counts { seconds } else { 0.0 }, count: counts as i64 });
         });
         Ok(invalid)
@@ -257,8 +271,8 @@ impl Kernel for DurationKernel {
     fn describe_invalid(&self, args: &[ArrayRef], filter: Option<&BooleanArray>) -> Result<String> {
         let interval = Interval::of(args, self.name)?;
         let mut found = None;
-        interval.fold(filter, |row, ticks, counts| {
-            if counts && found.is_none() && ticks < 0 {
+        interval.fold(filter, |row, _, backwards, counts| {
+            if counts && found.is_none() && backwards {
                 found = Some(row);
             }
         });
