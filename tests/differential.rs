@@ -15,7 +15,7 @@ use cxlake::datafusion::functions::core::expr_ext::FieldAccessor;
 use cxlake::datafusion::prelude::{col, lit};
 use cxlake::udfs::functions::{ces, csat, iqs, nps, nps_ci, nps_counts};
 use cxlake::Lake;
-use cxlake_tests::test_lake;
+use cxlake_tests::{assert_close, cells, test_lake};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -92,33 +92,6 @@ fn pairs(score: &str, sat: &str, effort: &str, quality: &str, weight: &str) -> V
             ),
         },
     ]
-}
-
-/// Every cell of a one-statement result as an optional f64.
-async fn cells(lake: &Lake, sql: &str) -> Vec<Vec<Option<f64>>> {
-    let output = lake.execute(sql).await.unwrap_or_else(|e| panic!("{sql}\n{e}"));
-    let mut rows = Vec::new();
-    for batch in &output.batches {
-        let columns: Vec<ArrayRef> =
-            batch.columns().iter().map(|c| cast(c, &DataType::Float64).expect("numeric result")).collect();
-        for row in 0..batch.num_rows() {
-            rows.push(
-                columns.iter().map(|c| (!c.is_null(row)).then(|| c.as_primitive::<Float64Type>().value(row))).collect(),
-            );
-        }
-    }
-    rows
-}
-
-fn assert_close(context: &str, metric: Option<f64>, plain: Option<f64>) {
-    match (metric, plain) {
-        (None, None) => {}
-        (Some(a), Some(b)) => {
-            let scale = a.abs().max(b.abs()).max(1.0);
-            assert!((a - b).abs() <= 1e-12 * scale, "{context}: cxlake {a} vs plain SQL {b}");
-        }
-        _ => panic!("{context}: cxlake {metric:?} vs plain SQL {plain:?}"),
-    }
 }
 
 /// The inputs of one comparison: score, satisfaction, effort, quality and weight columns.

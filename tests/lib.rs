@@ -2,6 +2,7 @@
 //! and result rendering that is stable across partitionings.
 
 use cxlake::arrow::array::{Array, ArrayRef, AsArray};
+use cxlake::arrow::compute::cast;
 use cxlake::arrow::datatypes::{DataType, Float32Type, Float64Type};
 use cxlake::arrow::record_batch::RecordBatch;
 use cxlake::arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -90,6 +91,35 @@ fn render_cell(column: &ArrayRef, formatter: &ArrayFormatter, row: usize) -> Str
                 text
             }
         }
+    }
+}
+
+/// Every cell of a one-statement result as an optional f64.
+pub async fn cells(lake: &Lake, sql: &str) -> Vec<Vec<Option<f64>>> {
+    let output = lake.execute(sql).await.unwrap_or_else(|e| panic!("{sql}\n{e}"));
+    let mut rows = Vec::new();
+    for batch in &output.batches {
+        let columns: Vec<ArrayRef> =
+            batch.columns().iter().map(|c| cast(c, &DataType::Float64).expect("numeric result")).collect();
+        for row in 0..batch.num_rows() {
+            rows.push(
+                columns.iter().map(|c| (!c.is_null(row)).then(|| c.as_primitive::<Float64Type>().value(row))).collect(),
+            );
+        }
+    }
+    rows
+}
+
+/// Asserts that a metric and its plain-SQL formulation agree: both NULL, or within 1e-12
+/// relative (absolute below 1).
+pub fn assert_close(context: &str, metric: Option<f64>, plain: Option<f64>) {
+    match (metric, plain) {
+        (None, None) => {}
+        (Some(a), Some(b)) => {
+            let scale = a.abs().max(b.abs()).max(1.0);
+            assert!((a - b).abs() <= 1e-12 * scale, "{context}: cxlake {a} vs plain SQL {b}");
+        }
+        _ => panic!("{context}: cxlake {metric:?} vs plain SQL {plain:?}"),
     }
 }
 

@@ -13,15 +13,13 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Int64Type,
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::{internal_err, plan_err, Result};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, DocSection, Documentation, GroupsAccumulator, Signature, Volatility,
-};
+use datafusion::logical_expr::{AggregateUDFImpl, DocSection, Documentation, Signature, Volatility};
 
 use crate::common::args;
 use crate::common::fold::counting_rows;
-use crate::common::kernel::{AccumulatorFactory, Grouped, Kernel, Ungrouped};
+use crate::common::kernel::{AccumulatorFactory, Kernel};
 use crate::common::state::{metric_state, MetricState};
-use crate::common::{InvalidInput, InvalidInputRule, PolicyAware};
+use crate::common::{InvalidInput, PolicyAware};
 
 /// The customer-base metrics, one [`CustomerBaseFunction`] each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -140,24 +138,10 @@ impl AggregateUDFImpl for CustomerBaseFunction {
         })
     }
 
-    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        self.build(&args, Ungrouped)
-    }
+    crate::common::kernel_accumulators!();
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         Ok(MovementState::fields(args.name))
-    }
-
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
-        self.build(&args, Grouped)
-    }
-
-    fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        self.build(&args, Ungrouped)
     }
 
     fn documentation(&self) -> Option<&Documentation> {
@@ -438,26 +422,7 @@ fn build_documentation(metric: CustomerBaseMetric) -> Documentation {
     builder.build()
 }
 
-fn udaf(metric: CustomerBaseMetric) -> Arc<AggregateUDF> {
-    static UDAFS: LazyLock<Vec<Arc<AggregateUDF>>> = LazyLock::new(|| {
-        CustomerBaseMetric::ALL
-            .iter()
-            .map(|m| Arc::new(AggregateUDF::new_from_impl(CustomerBaseFunction::new(*m))))
-            .collect()
-    });
-    Arc::clone(&UDAFS[CustomerBaseMetric::ALL.iter().position(|m| *m == metric).unwrap_or(0)])
-}
-
-/// Every aggregate of this family.
-pub fn all() -> Vec<Arc<AggregateUDF>> {
-    CustomerBaseMetric::ALL.iter().map(|m| udaf(*m)).collect()
-}
-
-pub(crate) fn add_to_rule(rule: &mut InvalidInputRule) {
-    for metric in CustomerBaseMetric::ALL {
-        rule.add::<CustomerBaseFunction>(metric.name());
-    }
-}
+crate::common::family_registry!(CustomerBaseMetric, CustomerBaseFunction);
 
 /// Expression builders for this family.
 pub mod expr {

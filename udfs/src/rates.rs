@@ -10,15 +10,13 @@ use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::datatypes::{DataType, FieldRef, UInt64Type};
 use datafusion::common::{internal_err, plan_err, Result};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, DocSection, Documentation, GroupsAccumulator, Signature, Volatility,
-};
+use datafusion::logical_expr::{AggregateUDFImpl, DocSection, Documentation, Signature, Volatility};
 
 use crate::common::args;
 use crate::common::fold::{counting_rows, first_int, fold_int, fold_one, is_native_int};
-use crate::common::kernel::{AccumulatorFactory, Grouped, Kernel, Ungrouped};
+use crate::common::kernel::{AccumulatorFactory, Kernel};
 use crate::common::state::{MetricState, ShareState};
-use crate::common::{InvalidInput, InvalidInputRule, PolicyAware};
+use crate::common::{InvalidInput, PolicyAware};
 
 /// The rate metrics, one [`RateFunction`] each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -114,24 +112,10 @@ impl AggregateUDFImpl for RateFunction {
         Ok(DataType::Float64)
     }
 
-    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        self.build(&args, Ungrouped)
-    }
+    crate::common::kernel_accumulators!();
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         Ok(ShareState::fields(args.name))
-    }
-
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
-        self.build(&args, Grouped)
-    }
-
-    fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        self.build(&args, Ungrouped)
     }
 
     fn documentation(&self) -> Option<&Documentation> {
@@ -311,23 +295,7 @@ fn build_documentation(metric: RateMetric) -> Documentation {
     builder.build()
 }
 
-fn udaf(metric: RateMetric) -> Arc<AggregateUDF> {
-    static UDAFS: LazyLock<Vec<Arc<AggregateUDF>>> = LazyLock::new(|| {
-        RateMetric::ALL.iter().map(|m| Arc::new(AggregateUDF::new_from_impl(RateFunction::new(*m)))).collect()
-    });
-    Arc::clone(&UDAFS[RateMetric::ALL.iter().position(|m| *m == metric).unwrap_or(0)])
-}
-
-/// Every aggregate of this family.
-pub fn all() -> Vec<Arc<AggregateUDF>> {
-    RateMetric::ALL.iter().map(|m| udaf(*m)).collect()
-}
-
-pub(crate) fn add_to_rule(rule: &mut InvalidInputRule) {
-    for metric in RateMetric::ALL {
-        rule.add::<RateFunction>(metric.name());
-    }
-}
+crate::common::family_registry!(RateMetric, RateFunction);
 
 /// Expression builders for this family.
 pub mod expr {

@@ -15,15 +15,13 @@ use datafusion::arrow::datatypes::{
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::{internal_err, plan_err, Result};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, DocSection, Documentation, GroupsAccumulator, Signature, Volatility,
-};
+use datafusion::logical_expr::{AggregateUDFImpl, DocSection, Documentation, Signature, Volatility};
 
 use crate::common::args;
 use crate::common::fold::fold_two;
-use crate::common::kernel::{AccumulatorFactory, Grouped, Kernel, Ungrouped};
+use crate::common::kernel::{AccumulatorFactory, Kernel};
 use crate::common::state::{MeanState, MetricState};
-use crate::common::{InvalidInput, InvalidInputRule, PolicyAware};
+use crate::common::{InvalidInput, PolicyAware};
 
 /// The helpdesk duration metrics, one [`ServiceFunction`] each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -130,24 +128,10 @@ impl AggregateUDFImpl for ServiceFunction {
         Ok(DataType::Float64)
     }
 
-    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        self.build(&args, Ungrouped)
-    }
+    crate::common::kernel_accumulators!();
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         Ok(MeanState::fields(args.name))
-    }
-
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
-        self.build(&args, Grouped)
-    }
-
-    fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        self.build(&args, Ungrouped)
     }
 
     fn documentation(&self) -> Option<&Documentation> {
@@ -365,23 +349,7 @@ fn build_documentation(metric: ServiceMetric) -> Documentation {
     builder.build()
 }
 
-fn udaf(metric: ServiceMetric) -> Arc<AggregateUDF> {
-    static UDAFS: LazyLock<Vec<Arc<AggregateUDF>>> = LazyLock::new(|| {
-        ServiceMetric::ALL.iter().map(|m| Arc::new(AggregateUDF::new_from_impl(ServiceFunction::new(*m)))).collect()
-    });
-    Arc::clone(&UDAFS[ServiceMetric::ALL.iter().position(|m| *m == metric).unwrap_or(0)])
-}
-
-/// Every aggregate of this family.
-pub fn all() -> Vec<Arc<AggregateUDF>> {
-    ServiceMetric::ALL.iter().map(|m| udaf(*m)).collect()
-}
-
-pub(crate) fn add_to_rule(rule: &mut InvalidInputRule) {
-    for metric in ServiceMetric::ALL {
-        rule.add::<ServiceFunction>(metric.name());
-    }
-}
+crate::common::family_registry!(ServiceMetric, ServiceFunction);
 
 /// Expression builders for this family.
 pub mod expr {

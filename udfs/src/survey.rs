@@ -11,15 +11,13 @@ use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type};
 use datafusion::common::{internal_err, Result};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, DocSection, Documentation, GroupsAccumulator, Signature, Volatility,
-};
+use datafusion::logical_expr::{AggregateUDFImpl, DocSection, Documentation, Signature, Volatility};
 
 use crate::common::args;
 use crate::common::fold::{first_float, first_int, fold_int, fold_one, fold_two, Numeric};
-use crate::common::kernel::{AccumulatorFactory, Grouped, Kernel, Ungrouped};
+use crate::common::kernel::{AccumulatorFactory, Kernel};
 use crate::common::state::{metric_state, MeanState, MetricState, ShareState};
-use crate::common::{fmt_f64, InvalidInput, InvalidInputRule, PolicyAware};
+use crate::common::{fmt_f64, InvalidInput, PolicyAware};
 
 /// The survey metrics, one [`SurveyFunction`] each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -166,9 +164,7 @@ impl AggregateUDFImpl for SurveyFunction {
         })
     }
 
-    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        self.build(&args, Ungrouped)
-    }
+    crate::common::kernel_accumulators!();
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         Ok(match self.metric {
@@ -177,18 +173,6 @@ impl AggregateUDFImpl for SurveyFunction {
             SurveyMetric::Ces => MeanState::fields(args.name),
             SurveyMetric::Iqs => WeightedState::fields(args.name),
         })
-    }
-
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
-        self.build(&args, Grouped)
-    }
-
-    fn create_sliding_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        self.build(&args, Ungrouped)
     }
 
     fn documentation(&self) -> Option<&Documentation> {
@@ -596,23 +580,7 @@ fn build_documentation(metric: SurveyMetric) -> Documentation {
     doc.build()
 }
 
-fn udaf(metric: SurveyMetric) -> Arc<AggregateUDF> {
-    static UDAFS: LazyLock<Vec<Arc<AggregateUDF>>> = LazyLock::new(|| {
-        SurveyMetric::ALL.iter().map(|m| Arc::new(AggregateUDF::new_from_impl(SurveyFunction::new(*m)))).collect()
-    });
-    Arc::clone(&UDAFS[SurveyMetric::ALL.iter().position(|m| *m == metric).unwrap_or(0)])
-}
-
-/// Every survey aggregate.
-pub fn all() -> Vec<Arc<AggregateUDF>> {
-    SurveyMetric::ALL.iter().map(|m| udaf(*m)).collect()
-}
-
-pub(crate) fn add_to_rule(rule: &mut InvalidInputRule) {
-    for metric in SurveyMetric::ALL {
-        rule.add::<SurveyFunction>(metric.name());
-    }
-}
+crate::common::family_registry!(SurveyMetric, SurveyFunction);
 
 /// Expression builders for the survey metrics.
 pub mod expr {

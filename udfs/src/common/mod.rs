@@ -11,6 +11,69 @@ pub mod state;
 
 pub use policy::{session_policy, CxlakeOptions, InvalidInput, InvalidInputRule, PolicyAware};
 
+/// The accumulator methods of a family's `AggregateUDFImpl`, whose `build(&args, factory)` picks
+/// the kernel: every cxlake aggregate runs through the generic kernel accumulators, grouped,
+/// ungrouped and in sliding window frames alike.
+macro_rules! kernel_accumulators {
+    () => {
+        fn accumulator(
+            &self,
+            args: ::datafusion::logical_expr::function::AccumulatorArgs,
+        ) -> ::datafusion::common::Result<Box<dyn ::datafusion::logical_expr::Accumulator>> {
+            self.build(&args, $crate::common::kernel::Ungrouped)
+        }
+
+        fn groups_accumulator_supported(&self, _args: ::datafusion::logical_expr::function::AccumulatorArgs) -> bool {
+            true
+        }
+
+        fn create_groups_accumulator(
+            &self,
+            args: ::datafusion::logical_expr::function::AccumulatorArgs,
+        ) -> ::datafusion::common::Result<Box<dyn ::datafusion::logical_expr::GroupsAccumulator>> {
+            self.build(&args, $crate::common::kernel::Grouped)
+        }
+
+        fn create_sliding_accumulator(
+            &self,
+            args: ::datafusion::logical_expr::function::AccumulatorArgs,
+        ) -> ::datafusion::common::Result<Box<dyn ::datafusion::logical_expr::Accumulator>> {
+            self.build(&args, $crate::common::kernel::Ungrouped)
+        }
+    };
+}
+pub(crate) use kernel_accumulators;
+
+/// A family's registry: `udaf(metric)` (one shared instance per metric, default policy),
+/// `all()` and `add_to_rule()`. `$metric` has `ALL` and `name()`; `$function` has `new(metric)`.
+macro_rules! family_registry {
+    ($metric:ty, $function:ty) => {
+        fn udaf(metric: $metric) -> ::std::sync::Arc<::datafusion::logical_expr::AggregateUDF> {
+            use ::datafusion::logical_expr::AggregateUDF;
+            static UDAFS: ::std::sync::LazyLock<Vec<::std::sync::Arc<AggregateUDF>>> =
+                ::std::sync::LazyLock::new(|| {
+                    <$metric>::ALL
+                        .iter()
+                        .map(|m| ::std::sync::Arc::new(AggregateUDF::new_from_impl(<$function>::new(*m))))
+                        .collect()
+                });
+            ::std::sync::Arc::clone(&UDAFS[<$metric>::ALL.iter().position(|m| *m == metric).unwrap_or(0)])
+        }
+
+        /// Every aggregate of this family.
+        pub fn all() -> Vec<::std::sync::Arc<::datafusion::logical_expr::AggregateUDF>> {
+            <$metric>::ALL.iter().map(|m| udaf(*m)).collect()
+        }
+
+        pub(crate) fn add_to_rule(rule: &mut $crate::common::InvalidInputRule) {
+            for metric in <$metric>::ALL {
+                rule.add::<$function>(metric.name());
+            }
+        }
+    };
+}
+pub(crate) use family_registry;
+
 use datafusion::common::DataFusionError;
 
 /// The error for a row outside a metric's domain: names the function, the value, and the way out.
