@@ -123,6 +123,24 @@ pub fn assert_close(context: &str, metric: Option<f64>, plain: Option<f64>) {
     }
 }
 
+/// Asserts that batches built through the DataFrame API match `sql` (rows from [`cells`], first
+/// column the group key) cell by cell, and that there are at least `min_rows` rows.
+pub fn assert_batches_close(built: &[RecordBatch], sql: &[Vec<Option<f64>>], min_rows: usize) {
+    let mut row = 0;
+    for batch in built {
+        for r in 0..batch.num_rows() {
+            for (c, expected) in sql[row].iter().enumerate().skip(1) {
+                let column = cast(batch.column(c), &DataType::Float64).unwrap();
+                let value = (!column.is_null(r)).then(|| column.as_primitive::<Float64Type>().value(r));
+                assert_close(&format!("builder column {c}, row {row}"), value, *expected);
+            }
+            row += 1;
+        }
+    }
+    assert_eq!(row, sql.len());
+    assert!(row >= min_rows, "expected every generated group, got {row}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::format_float;
