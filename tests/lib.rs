@@ -154,3 +154,38 @@ mod tests {
         assert_eq!(format_float(-0.0), "0");
     }
 }
+
+/// The Python interpreter of the test venv (with the reference packages of
+/// `scripts/requirements.txt`), as exported by `scripts/test` in `CXLAKE_PYTHON`.
+///
+/// Tests that compare with a Python reference implementation call this; run through `cargo test`
+/// alone they fail here with the way out rather than pass without checking anything.
+pub fn reference_python() -> std::path::PathBuf {
+    match std::env::var_os("CXLAKE_PYTHON") {
+        Some(path) if std::path::Path::new(&path).exists() => path.into(),
+        _ => panic!(
+            "this test runs a Python reference implementation: run it through `bash scripts/test`, which \
+             creates the venv and sets CXLAKE_PYTHON, or set CXLAKE_PYTHON to a python with the packages of \
+             scripts/requirements.txt"
+        ),
+    }
+}
+
+/// Runs `script` with the reference Python (arguments after it) and returns its stdout; panics with
+/// its stderr when it fails.
+pub fn run_reference_python(script: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new(reference_python())
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("start the reference Python");
+    assert!(
+        output.status.success(),
+        "reference Python failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8 output from the reference Python")
+}

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use datafusion::common::Result;
 use datafusion::execution::FunctionRegistry;
-use datafusion::logical_expr::AggregateUDF;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 use datafusion::prelude::SessionContext;
 
 pub use common::{CxlakeOptions, InvalidInput};
@@ -36,6 +36,16 @@ pub use common::{CxlakeOptions, InvalidInput};
 /// Every cxlake aggregate function, with the default (`'error'`) invalid-input policy.
 pub fn all_aggregates() -> Vec<Arc<AggregateUDF>> {
     [survey::all(), rates::all(), service::all(), customer_base::all()].concat()
+}
+
+/// Every cxlake scalar function (model scoring and other per-row functions).
+pub fn all_scalars() -> Vec<Arc<ScalarUDF>> {
+    Vec::new()
+}
+
+/// Every cxlake window function (used with `OVER (...)`).
+pub fn all_windows() -> Vec<Arc<WindowUDF>> {
+    Vec::new()
 }
 
 /// The analyzer rule that applies `cxlake.invalid_input` to every cxlake aggregate.
@@ -58,6 +68,16 @@ pub fn register_all(ctx: &SessionContext) -> Result<Vec<String>> {
     let mut replaced = Vec::new();
     for udaf in all_aggregates() {
         if let Some(old) = state.register_udaf(udaf)? {
+            replaced.push(old.name().to_string());
+        }
+    }
+    for udf in all_scalars() {
+        if let Some(old) = state.register_udf(udf)? {
+            replaced.push(old.name().to_string());
+        }
+    }
+    for udwf in all_windows() {
+        if let Some(old) = state.register_udwf(udwf)? {
             replaced.push(old.name().to_string());
         }
     }

@@ -51,15 +51,16 @@ impl FunctionInfo {
 
 /// Every cxlake function, sorted by name.
 pub fn cxlake_functions() -> Vec<FunctionInfo> {
-    let mut functions: Vec<FunctionInfo> = cxlake_udfs::all_aggregates()
-        .into_iter()
-        .filter_map(|udaf| {
-            Some(FunctionInfo {
-                name: udaf.name().to_string(),
-                kind: "aggregate",
-                documentation: udaf.documentation()?.clone(),
-            })
-        })
+    let info = |name: &str, kind, documentation: Option<&Documentation>| {
+        Some(FunctionInfo { name: name.to_string(), kind, documentation: documentation?.clone() })
+    };
+    let aggregates = cxlake_udfs::all_aggregates();
+    let scalars = cxlake_udfs::all_scalars();
+    let windows = cxlake_udfs::all_windows();
+    let mut functions: Vec<FunctionInfo> = (aggregates.iter())
+        .filter_map(|f| info(f.name(), "aggregate", f.documentation()))
+        .chain(scalars.iter().filter_map(|f| info(f.name(), "scalar", f.documentation())))
+        .chain(windows.iter().filter_map(|f| info(f.name(), "window", f.documentation())))
         .collect();
     functions.sort_by(|a, b| a.name.cmp(&b.name));
     functions
