@@ -17,6 +17,7 @@
 //! let expr = cxlake_udfs::functions::nps(col("score"));
 //! ```
 
+pub mod clv_models;
 pub mod common;
 pub mod customer_base;
 pub mod functions;
@@ -35,12 +36,12 @@ pub use common::{CxlakeOptions, InvalidInput};
 
 /// Every cxlake aggregate function, with the default (`'error'`) invalid-input policy.
 pub fn all_aggregates() -> Vec<Arc<AggregateUDF>> {
-    [survey::all(), rates::all(), service::all(), customer_base::all()].concat()
+    [survey::all(), rates::all(), service::all(), customer_base::all(), clv_models::all()].concat()
 }
 
 /// Every cxlake scalar function (model scoring and other per-row functions).
 pub fn all_scalars() -> Vec<Arc<ScalarUDF>> {
-    Vec::new()
+    clv_models::scalars()
 }
 
 /// Every cxlake window function (used with `OVER (...)`).
@@ -55,6 +56,7 @@ fn invalid_input_rule() -> common::InvalidInputRule {
     rates::add_to_rule(&mut rule);
     service::add_to_rule(&mut rule);
     customer_base::add_to_rule(&mut rule);
+    clv_models::add_to_rule(&mut rule);
     rule
 }
 

@@ -62,3 +62,18 @@ pub fn constant_f64(args: &AccumulatorArgs, index: usize, function: &str, arg: &
         other => plan_err!("{function}: {arg} must be a finite number, not {other}"),
     }
 }
+
+/// The value of a constant string argument, or `None` when the argument was not given.
+pub fn constant_str(args: &AccumulatorArgs, index: usize, function: &str, arg: &str) -> Result<Option<String>> {
+    let Some(expr) = args.exprs.get(index) else {
+        return Ok(None);
+    };
+    let any: &dyn std::any::Any = expr.as_ref();
+    let Some(literal) = any.downcast_ref::<Literal>() else {
+        return plan_err!("{function}: {arg} must be a constant string, not the expression {expr}");
+    };
+    match literal.value().cast_to(&DataType::Utf8)? {
+        ScalarValue::Utf8(Some(v)) => Ok(Some(v)),
+        other => plan_err!("{function}: {arg} must be a constant string, not {other}"),
+    }
+}

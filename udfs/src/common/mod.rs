@@ -4,6 +4,7 @@
 //! sliding windows) and a `GroupsAccumulator` (the `GROUP BY` fast path).
 
 pub mod args;
+pub mod collect;
 pub mod fold;
 pub mod kernel;
 pub mod policy;
