@@ -1,6 +1,7 @@
 //! Customer-experience and product metric functions for DataFusion, one metric family per
 //! module: [`survey`] (NPS, CSAT, CES, IQS), [`rates`], [`service`] (helpdesk durations) and
-//! [`customer_base`] (churn, retention).
+//! [`customer_base`] (churn, retention), [`clv`] (basic, historical and predictive lifetime value)
+//! and [`clv_models`] (BG/NBD and Gamma-Gamma fitted and scored in SQL).
 //!
 //! Every function follows the cxlake function contract: NULL inputs do not count, an aggregate
 //! over no counting rows is NULL, every integer/float/decimal input type is accepted, invalid
@@ -17,6 +18,7 @@
 //! let expr = cxlake_udfs::functions::nps(col("score"));
 //! ```
 
+pub mod clv;
 pub mod clv_models;
 pub mod common;
 pub mod customer_base;
@@ -36,12 +38,12 @@ pub use common::{CxlakeOptions, InvalidInput};
 
 /// Every cxlake aggregate function, with the default (`'error'`) invalid-input policy.
 pub fn all_aggregates() -> Vec<Arc<AggregateUDF>> {
-    [survey::all(), rates::all(), service::all(), customer_base::all(), clv_models::all()].concat()
+    [survey::all(), rates::all(), service::all(), customer_base::all(), clv::all(), clv_models::all()].concat()
 }
 
 /// Every cxlake scalar function (model scoring and other per-row functions).
 pub fn all_scalars() -> Vec<Arc<ScalarUDF>> {
-    clv_models::scalars()
+    [clv::scalars(), clv_models::scalars()].concat()
 }
 
 /// Every cxlake window function (used with `OVER (...)`).
@@ -56,6 +58,7 @@ fn invalid_input_rule() -> common::InvalidInputRule {
     rates::add_to_rule(&mut rule);
     service::add_to_rule(&mut rule);
     customer_base::add_to_rule(&mut rule);
+    clv::add_to_rule(&mut rule);
     clv_models::add_to_rule(&mut rule);
     rule
 }

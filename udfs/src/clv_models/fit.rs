@@ -68,10 +68,10 @@ impl FitModel {
     /// STRUCT<parameters..., log_likelihood DOUBLE, customers BIGINT, converged BOOLEAN>
     pub fn result_fields(self) -> Fields {
         let mut fields: Vec<Field> =
-            self.parameters().iter().map(|p| Field::new(*p, DataType::Float64, false)).collect();
-        fields.push(Field::new("log_likelihood", DataType::Float64, false));
-        fields.push(Field::new("customers", DataType::Int64, false));
-        fields.push(Field::new("converged", DataType::Boolean, false));
+            self.parameters().iter().map(|p| Field::new(*p, DataType::Float64, true)).collect();
+        fields.push(Field::new("log_likelihood", DataType::Float64, true));
+        fields.push(Field::new("customers", DataType::Int64, true));
+        fields.push(Field::new("converged", DataType::Boolean, true));
         fields.into()
     }
 
@@ -342,10 +342,16 @@ impl Collector for FitCollector {
             converged.append_value(ok);
             valid.push(fitted.is_some());
         }
-        let mut columns: Vec<ArrayRef> = values.into_iter().map(|mut b| Arc::new(b.finish()) as ArrayRef).collect();
-        columns.push(Arc::new(Int64Array::from(customers)));
-        columns.push(Arc::new(converged.finish()));
-        Ok(Arc::new(StructArray::try_new(self.model.result_fields(), columns, Some(NullBuffer::from(valid)))?))
+        // Fields are NULL where the struct is, so `fit['r']` of a group without rows is NULL.
+        let valid = NullBuffer::from(valid);
+        let mut columns: Vec<ArrayRef> = values
+            .into_iter()
+            .map(|mut b| Arc::new(Float64Array::new(b.finish().values().clone(), Some(valid.clone()))) as ArrayRef)
+            .collect();
+        columns.push(Arc::new(Int64Array::new(customers.into(), Some(valid.clone()))));
+        let converged = converged.finish();
+        columns.push(Arc::new(BooleanArray::new(converged.values().clone(), Some(valid.clone()))));
+        Ok(Arc::new(StructArray::try_new(self.model.result_fields(), columns, Some(valid))?))
     }
 
     fn group_size(&self, group: &FitGroup) -> usize {

@@ -25,7 +25,7 @@ const SIGNATURES: &str = "rfm_summary(ts, amount, observation_end [, unit 'day' 
 
 /// STRUCT<frequency, recency, age, monetary_value DOUBLE>
 pub fn result_fields() -> Fields {
-    ["frequency", "recency", "age", "monetary_value"].iter().map(|n| Field::new(*n, DataType::Float64, false)).collect()
+    ["frequency", "recency", "age", "monetary_value"].iter().map(|n| Field::new(*n, DataType::Float64, true)).collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -304,9 +304,7 @@ impl Collector for RfmCollector {
     fn evaluate(&self, groups: &[RfmGroup]) -> Result<ArrayRef> {
         let summaries: Vec<Option<[f64; 4]>> = groups.iter().map(|g| self.summarize(g)).collect();
         let columns: Vec<ArrayRef> = (0..4)
-            .map(|i| {
-                Arc::new(Float64Array::from_iter_values(summaries.iter().map(|s| s.map_or(0.0, |s| s[i])))) as ArrayRef
-            })
+            .map(|i| Arc::new(Float64Array::from_iter(summaries.iter().map(|s| s.map(|s| s[i])))) as ArrayRef)
             .collect();
         let valid = NullBuffer::from(summaries.iter().map(|s| s.is_some()).collect::<Vec<_>>());
         Ok(Arc::new(StructArray::try_new(result_fields(), columns, Some(valid))?))
