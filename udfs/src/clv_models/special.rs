@@ -34,7 +34,7 @@ const HYP2F1_MAX_TERMS: usize = 100_000;
 /// is positive: the sum has no cancellation, so summing until a term no longer changes the sum
 /// is accurate to a few units in the last place.
 pub fn hyp2f1(a: f64, b: f64, c: f64, z: f64) -> Option<f64> {
-    if !(0.0..1.0).contains(&z) || !(a.is_finite() && b.is_finite() && c.is_finite()) {
+    if !((0.0..1.0).contains(&z) && a.is_finite() && b.is_finite() && c.is_finite()) {
         return None;
     }
     let mut term = 1.0;
