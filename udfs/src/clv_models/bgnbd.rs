@@ -80,32 +80,40 @@ impl BgNbd {
     }
 }
 
-/// Customers with the same x share the likelihood's gamma and beta terms: the fit computes
-/// those once per distinct x and per evaluation, then only two logarithms per distinct (t_x, T).
+/// Customers with the same x share the likelihood's gamma and beta terms, and customers share a
+/// few distinct recencies and ages (whole days or weeks): per evaluation the fit computes the
+/// gamma and beta terms once per distinct x and ln(α + t) once per distinct time, which leaves a
+/// multiply-add and one log-sum-exp per distinct (x, t_x, T).
 struct SameFrequency {
     x: f64,
     weight: f64,
-    /// (t_x, T, weight)
-    points: Vec<(f64, f64, f64)>,
+    /// (index of t_x in the time table, index of T, weight)
+    points: Vec<(u32, u32, f64)>,
 }
 
 /// The maximum-likelihood BG/NBD fit over weighted (x, t_x, T), sorted by the caller so that the
 /// sums run in the same order whatever the partitioning. Returns the parameters, Σ weight · lnL
 /// and whether the optimizer converged.
 pub fn fit(points: &[([f64; 3], f64)]) -> (BgNbd, f64, bool) {
+    let mut times: Vec<f64> = points.iter().flat_map(|(p, _)| [p[1], p[2]]).collect();
+    times.sort_by(f64::total_cmp);
+    times.dedup();
+    let index = |t: f64| times.binary_search_by(|v| v.total_cmp(&t)).unwrap_or(0) as u32;
     let mut by_x: Vec<SameFrequency> = Vec::new();
     for &([x, t_x, age], w) in points {
+        let point = (index(t_x), index(age), w);
         match by_x.last_mut() {
             Some(g) if g.x == x => {
                 g.weight += w;
-                g.points.push((t_x, age, w));
+                g.points.push(point);
             }
-            _ => by_x.push(SameFrequency { x, weight: w, points: vec![(t_x, age, w)] }),
+            _ => by_x.push(SameFrequency { x, weight: w, points: vec![point] }),
         }
     }
     let negative_ln_likelihood = |log_params: &[f64]| -> f64 {
         let [r, alpha, a, b] = [log_params[0].exp(), log_params[1].exp(), log_params[2].exp(), log_params[3].exp()];
         let (ln_gamma_r, ln_alpha, ln_b_ab) = (ln_gamma(r), alpha.ln(), ln_beta(a, b));
+        let ln_t: Vec<f64> = times.iter().map(|t| (alpha + t).ln()).collect();
         let mut total = 0.0;
         for g in &by_x {
             let x = g.x;
@@ -114,8 +122,8 @@ pub fn fit(points: &[([f64; 3], f64)]) -> (BgNbd, f64, bool) {
             let c2 = if x > 0.0 { ln_beta(a + 1.0, b + x - 1.0) - ln_b_ab } else { f64::NEG_INFINITY };
             let mut sum = 0.0;
             for &(t_x, age, w) in &g.points {
-                let ln_a1 = c1 - (r + x) * (alpha + age).ln();
-                let ln_a2 = c2 - (r + x) * (alpha + t_x).ln();
+                let ln_a1 = c1 - (r + x) * ln_t[age as usize];
+                let ln_a2 = c2 - (r + x) * ln_t[t_x as usize];
                 sum += w * log_add_exp(ln_a1, ln_a2);
             }
             total += g.weight * head + sum;
