@@ -290,3 +290,25 @@ def test_readme_python_example():
     # 10 and 9 are promoters, 3 a detractor: (2 - 1) / 3 = 33.3...
     assert scope["lake"].sql("SELECT nps(score) AS n FROM answers").to_arrow().to_pydict()["n"] == [approx(100 / 3)]
     assert sorted(scope["by_channel"]["channel"].to_list()) == ["app", "chat", "email", "phone", "web"]
+
+
+# ---- lifetime value ------------------------------------------------------------------------------
+
+
+def test_clv_functions_through_python(lake):
+    # 50 per purchase × 5 a year × 3 years
+    assert lake.sql("SELECT clv(50, 5, 3) AS v").to_arrow().to_pydict()["v"] == [750.0]
+    # P(alive) at the published CDNOW estimates, by the paper's formula evaluated here
+    r, alpha, a, b = 0.243, 4.414, 0.793, 2.426
+    x, t_x, t = 2, 30.43, 38.86
+    expected = 1 / (1 + a / (b + x - 1) * ((alpha + t) / (alpha + t_x)) ** (r + x))
+    got = lake.sql(
+        "SELECT bgnbd_p_alive(named_struct('r', 0.243, 'alpha', 4.414, 'a', 0.793, 'b', 2.426), 2, 30.43, 38.86) AS p"
+    ).to_arrow().to_pydict()["p"][0]
+    assert got == approx(expected)
+    # a fit over a polars frame of customer summaries returns a struct with every parameter
+    frame = pl.DataFrame({"x": [0, 1, 3, 0, 2], "t_x": [0.0, 5.0, 20.0, 0.0, 12.0], "t": [30.0, 30.0, 30.0, 25.0, 28.0]})
+    lake.register("summaries", frame)
+    fit = lake.sql("SELECT bgnbd_fit(x, t_x, t) AS f FROM summaries").to_arrow().to_pylist()[0]["f"]
+    assert set(fit) == {"r", "alpha", "a", "b", "log_likelihood", "customers", "converged"}
+    assert fit["customers"] == 5
