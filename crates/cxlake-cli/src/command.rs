@@ -84,7 +84,7 @@ fn print_table(session: &Session, columns: Vec<(&str, Vec<String>)>) -> Result<(
     let batch = RecordBatch::try_from_iter(
         columns.into_iter().map(|(name, values)| (name, Arc::new(StringArray::from(values)) as ArrayRef)),
     )?;
-    let output = StatementOutput { schema: batch.schema(), batches: vec![batch] };
+    let output = StatementOutput { schema: batch.schema(), batches: vec![batch], written: None };
     session.print(&output, None)?;
     Ok(())
 }

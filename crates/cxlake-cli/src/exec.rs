@@ -65,6 +65,15 @@ impl Session {
     /// stops the query and returns [`Ran::Cancelled`].
     pub async fn run_statement(&self, sql: &str, cancellable: bool) -> Result<Ran> {
         let start = Instant::now();
+        match self.execute(sql, cancellable).await? {
+            None => Ok(Ran::Cancelled),
+            Some(output) => self.print(&output, Some(start.elapsed())),
+        }
+    }
+
+    /// Runs one statement to completion without printing it, with the progress spinner; `None`
+    /// when Ctrl-C stopped it (only with `cancellable`).
+    pub async fn execute(&self, sql: &str, cancellable: bool) -> Result<Option<StatementOutput>> {
         let progress = self.show_progress.then(|| Progress::start(Duration::from_secs(1)));
         let lake = self.lake.clone();
         let sql = sql.to_string();
@@ -81,12 +90,11 @@ impl Session {
         };
         drop(task);
         drop(progress);
-        let output = match joined {
-            None => return Ok(Ran::Cancelled),
-            Some(Ok(result)) => result?,
-            Some(Err(e)) => return Err(join_error(e)),
-        };
-        self.print(&output, Some(start.elapsed()))
+        match joined {
+            None => Ok(None),
+            Some(Ok(result)) => result.map(Some),
+            Some(Err(e)) => Err(join_error(e)),
+        }
     }
 
     /// Prints a result in the session's format, then (with `elapsed`, when timing is on) its row

@@ -8,6 +8,7 @@
 mod command;
 mod exec;
 mod helper;
+mod job;
 mod progress;
 mod repl;
 
@@ -37,6 +38,11 @@ of failing the query, and every SET datafusion.* option is accepted.
 Exit status: 0 when every statement succeeded; 1 at the first failing statement (cxlake stops there,
 prints `Error: <message>` on stderr and none of that statement's rows); 2 for usage errors.
 
+`cxlake run JOB.sql --param run_date=2025-03-01` runs a batch job: the file's statements with every
+${name} replaced by its --param value (a missing or unknown parameter stops the job before anything
+runs, exit status 2), one log line per statement on standard error (--log-format json for
+schedulers), and `COPY ... TO` a local target committed only when the statement succeeds.
+
 The REPL keeps its history in $CXLAKE_HISTORY, or ~/.cxlake_history when it is not set.
 Type \\? at the prompt for its commands.";
 
@@ -44,6 +50,9 @@ Type \\? at the prompt for its commands.";
 #[derive(Debug, Parser)]
 #[command(name = "cxlake", version, after_help = AFTER_HELP)]
 struct Args {
+    #[command(subcommand)]
+    job: Option<JobCommand>,
+
     /// Run SQL statements (`;`-separated); may be repeated
     #[arg(short = 'c', long = "command", value_name = "SQL")]
     commands: Vec<String>,
@@ -54,30 +63,69 @@ struct Args {
 
     /// Register a table over a Parquet file, a directory of Parquet files (`key=value`
     /// subdirectories become partition columns) or a glob; may be repeated
-    #[arg(long = "table", value_name = "NAME=LOCATION", value_parser = parse_table)]
+    #[arg(long = "table", value_name = "NAME=LOCATION", value_parser = parse_table, global = true)]
     tables: Vec<(String, String)>,
 
     /// Register every Parquet file and directory directly under DIR as a table named after it;
     /// may be repeated
-    #[arg(long = "lake", value_name = "DIR")]
+    #[arg(long = "lake", value_name = "DIR", global = true)]
     lakes: Vec<String>,
 
     /// Output format: table, csv, tsv, json or ndjson [default: table when standard output is a
     /// terminal, csv otherwise]
-    #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+    #[arg(long, value_name = "FORMAT", value_parser = parse_format, global = true)]
     format: Option<OutputFormat>,
 
     /// Number of partitions queries run in [default: the number of cores]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), global = true)]
     target_partitions: Option<u32>,
 
     /// Rows per record batch [default: 8192]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), global = true)]
     batch_size: Option<u32>,
 
     /// No banner at the REPL's start, and no row count and timing lines
-    #[arg(short, long)]
+    #[arg(short, long, global = true)]
     quiet: bool,
+
+    /// Bound the memory queries use (for example 4G or 512M); sorts, joins and aggregations that
+    /// need more spill to the temporary directory
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory_limit, global = true)]
+    memory_limit: Option<usize>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum JobCommand {
+    /// Run a batch job: a file of statements with ${name} parameters
+    Run {
+        /// The job's SQL file
+        #[arg(value_name = "JOB.sql")]
+        file: PathBuf,
+
+        /// A parameter value: ${NAME} in the job becomes VALUE; may be repeated
+        #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+
+        /// Log lines on standard error: text, or json (one object per statement)
+        #[arg(long, value_name = "FORMAT", value_enum, default_value_t = job::LogFormat::Text)]
+        log_format: job::LogFormat,
+
+        /// Print each data statement's plan instead of running it (settings, views and external
+        /// tables still run, so later statements can be planned); nothing is written
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+fn parse_param(value: &str) -> Result<(String, String), String> {
+    match value.split_once('=') {
+        Some((name, v)) if !name.trim().is_empty() => Ok((name.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected NAME=VALUE (for example run_date=2025-03-01), got '{value}'")),
+    }
+}
+
+fn parse_memory_limit(value: &str) -> Result<usize, String> {
+    cxlake::job::parse_size(value).map_err(|e| e.message().to_string())
 }
 
 fn parse_table(value: &str) -> Result<(String, String), String> {
@@ -144,6 +192,9 @@ async fn build_lake(args: &Args) -> cxlake::Result<(Lake, Option<String>)> {
     if let Some(n) = args.batch_size {
         builder = builder.batch_size(n as usize);
     }
+    if let Some(bytes) = args.memory_limit {
+        builder = builder.memory_limit(bytes);
+    }
     let lake = builder.build().await?;
     // The sample lake is a convenience: when it is missing, say so and go on with no tables,
     // so that a script that needs no tables still runs.
@@ -161,7 +212,7 @@ async fn main() -> ExitCode {
     let matches = Args::command().get_matches();
     let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let sources = sources_in_order(&matches, &args);
-    let interactive = sources.is_empty() && std::io::stdin().is_terminal();
+    let interactive = sources.is_empty() && args.job.is_none() && std::io::stdin().is_terminal();
 
     let (lake, warning) = match build_lake(&args).await {
         Ok(built) => built,
@@ -179,6 +230,21 @@ async fn main() -> ExitCode {
     let options = PrintOptions { format, timing: !args.quiet, interactive };
     let mut session = Session::new(lake, options);
 
+    if let Some(JobCommand::Run { file, params, log_format, dry_run }) = &args.job {
+        if !sources.is_empty() {
+            eprintln!("Error: cxlake run takes its statements from the job file, not from -c or -f");
+            return ExitCode::from(2);
+        }
+        let mut values = std::collections::BTreeMap::new();
+        for (name, value) in params {
+            if values.insert(name.clone(), value.clone()).is_some() {
+                eprintln!("Error: --param {name} is given twice");
+                return ExitCode::from(2);
+            }
+        }
+        let options = job::JobOptions { file, params: values, log_format: *log_format, dry_run: *dry_run };
+        return job::run(&session, options).await;
+    }
     if interactive {
         return repl::run(&mut session, args.quiet).await;
     }

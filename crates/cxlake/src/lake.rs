@@ -8,6 +8,7 @@ use datafusion::catalog::Session;
 use datafusion::common::{plan_err, DataFusionError, Result};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use futures::TryStreamExt;
@@ -15,6 +16,19 @@ use object_store::path::Path as ObjectPath;
 
 use crate::location::Location;
 use crate::sample;
+use crate::write::{StagedCopy, WriteSummary};
+use datafusion::sql::parser::Statement as DFStatement;
+
+/// Aborts a staged write that did not reach its commit (the statement failed or was dropped).
+struct StagingGuard(Option<StagedCopy>);
+
+impl Drop for StagingGuard {
+    fn drop(&mut self) {
+        if let Some(staged) = self.0.take() {
+            staged.abort();
+        }
+    }
+}
 
 /// A DataFusion session with every cxlake function and `cxlake.*` setting registered, and the
 /// tables of a lake.
@@ -31,6 +45,7 @@ pub struct LakeBuilder {
     sample_lake: bool,
     target_partitions: Option<usize>,
     batch_size: Option<usize>,
+    memory_limit: Option<usize>,
 }
 
 impl LakeBuilder {
@@ -64,6 +79,14 @@ impl LakeBuilder {
         self
     }
 
+    /// Bounds the memory queries use to `bytes`; sorts, joins and aggregations that need more
+    /// spill to the operating system's temporary directory instead of failing, and a query that
+    /// cannot stay within the limit fails with an error that says so.
+    pub fn memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = Some(bytes);
+        self
+    }
+
     pub async fn build(self) -> Result<Lake> {
         let mut config = session_config();
         if let Some(n) = self.target_partitions {
@@ -72,7 +95,13 @@ impl LakeBuilder {
         if let Some(n) = self.batch_size {
             config = config.with_batch_size(n.max(1));
         }
-        let lake = Lake::with_config(config)?;
+        let lake = match self.memory_limit {
+            None => Lake::with_config(config)?,
+            Some(bytes) => {
+                let runtime = RuntimeEnvBuilder::new().with_memory_limit(bytes, 1.0).build_arc()?;
+                Lake::with_context(SessionContext::new_with_config_rt(config, runtime))?
+            }
+        };
         if self.sample_lake {
             lake.register_sample_lake().await?;
         }
@@ -91,6 +120,8 @@ impl LakeBuilder {
 pub struct StatementOutput {
     pub schema: SchemaRef,
     pub batches: Vec<RecordBatch>,
+    /// Files and bytes a `COPY ... TO` a local target committed (see [`crate::write`]).
+    pub written: Option<WriteSummary>,
 }
 
 impl StatementOutput {
@@ -116,7 +147,12 @@ impl Lake {
 
     /// A lake over a session configured by the caller; cxlake's functions and settings are added.
     pub fn with_config(config: SessionConfig) -> Result<Self> {
-        let ctx = SessionContext::new_with_config(config);
+        Self::with_context(SessionContext::new_with_config(config))
+    }
+
+    /// A lake over a session built by the caller (runtime, memory pool, object stores);
+    /// cxlake's functions and settings are added.
+    pub fn with_context(ctx: SessionContext) -> Result<Self> {
         cxlake_udfs::register_all(&ctx)?;
         Ok(Self { ctx })
     }
@@ -213,12 +249,31 @@ impl Lake {
     }
 
     /// Runs one statement to completion. Nothing is returned unless the whole statement
-    /// succeeded, so a caller never shows part of a failing result.
+    /// succeeded, so a caller never shows part of a failing result. `COPY ... TO` a local target
+    /// is staged and committed only on success (see [`crate::write`]).
     pub async fn execute(&self, sql: &str) -> Result<StatementOutput> {
-        let df = self.sql(sql).await?;
-        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await?;
-        Ok(StatementOutput { schema, batches })
+        let state = self.ctx.state();
+        let dialect = state.config().options().sql_parser.dialect;
+        let mut statement = state.sql_to_statement(sql, &dialect)?;
+        let staged = match &mut statement {
+            DFStatement::CopyTo(copy) => StagedCopy::prepare(copy)?,
+            _ => None,
+        };
+        let run = async {
+            let plan = state.statement_to_plan(statement).await?;
+            let df = self.ctx.execute_logical_plan(plan).await?;
+            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let batches = df.collect().await?;
+            Ok::<_, DataFusionError>((schema, batches))
+        };
+        // If this future is dropped (the query cancelled), the guard removes the staged files.
+        let mut guard = StagingGuard(staged);
+        let (schema, batches) = run.await?;
+        let written = match guard.0.take() {
+            Some(staged) => Some(staged.commit()?),
+            None => None,
+        };
+        Ok(StatementOutput { schema, batches, written })
     }
 
     /// Names of the registered tables (the default schema), sorted.

@@ -19,10 +19,12 @@ pub struct ReadmeDoctests;
 
 pub mod format;
 pub mod functions;
+pub mod job;
 pub mod lake;
 pub mod location;
 pub mod sample;
 pub mod statements;
+pub mod write;
 
 pub use cxlake_udfs as udfs;
 pub use datafusion;
@@ -32,3 +34,4 @@ pub use format::OutputFormat;
 pub use functions::{cxlake_functions, FunctionInfo};
 pub use lake::{Lake, LakeBuilder, StatementOutput};
 pub use location::Location;
+pub use write::WriteSummary;
