@@ -91,13 +91,14 @@ struct PyLake {
 #[pymethods]
 impl PyLake {
     #[new]
-    #[pyo3(signature = (tables=None, lake=None, target_partitions=None, batch_size=None))]
+    #[pyo3(signature = (tables=None, lake=None, target_partitions=None, batch_size=None, memory_limit=None))]
     fn new(
         py: Python<'_>,
         tables: Option<&Bound<'_, PyDict>>,
         lake: Option<&Bound<'_, PyAny>>,
         target_partitions: Option<usize>,
         batch_size: Option<usize>,
+        memory_limit: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let mut builder = cxlake::Lake::builder();
         if tables.is_none() && lake.is_none() {
@@ -131,6 +132,19 @@ impl PyLake {
         }
         if let Some(n) = batch_size {
             builder = builder.batch_size(n);
+        }
+        if let Some(limit) = memory_limit {
+            // Bytes as an int, or a size string such as "4G", as the CLI's --memory-limit takes.
+            let bytes = match limit.extract::<usize>() {
+                Ok(bytes) => bytes,
+                Err(_) => {
+                    let text: String = limit.extract().map_err(|_| {
+                        PyTypeError::new_err("memory_limit must be a number of bytes or a size such as '4G'")
+                    })?;
+                    cxlake::job::parse_size(&text).map_err(engine_error)?
+                }
+            };
+            builder = builder.memory_limit(bytes);
         }
         let lake = wait(py, builder.build())?;
         Ok(Self { lake })

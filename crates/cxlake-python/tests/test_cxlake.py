@@ -312,3 +312,16 @@ def test_clv_functions_through_python(lake):
     fit = lake.sql("SELECT bgnbd_fit(x, t_x, t) AS f FROM summaries").to_arrow().to_pylist()[0]["f"]
     assert set(fit) == {"r", "alpha", "a", "b", "log_likelihood", "customers", "converged"}
     assert fit["customers"] == 5
+
+
+def test_memory_limit_spills_and_bounds():
+    # 3 million BIGINTs (24 MB) sorted within 16 MB: the sort spills and still answers.
+    lake = cxlake.Lake(tables={}, memory_limit="16M")
+    t = lake.sql("SELECT v FROM generate_series(1, 3000000) t(v) ORDER BY v DESC").to_arrow()
+    assert t.num_rows == 3_000_000 and t.column(0)[0].as_py() == 3_000_000
+    # An aggregate that must hold its whole input fails within 1 MB, with the engine's message.
+    small = cxlake.Lake(tables={}, memory_limit=1 << 20)
+    with pytest.raises(cxlake.CxlakeError, match="Resources exhausted"):
+        small.sql("SELECT cardinality(array_agg(v)) FROM generate_series(1, 2000000) t(v)").to_arrow()
+    with pytest.raises(cxlake.CxlakeError, match="invalid size '4X'"):
+        cxlake.Lake(tables={}, memory_limit="4X")
