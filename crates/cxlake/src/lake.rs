@@ -5,19 +5,55 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::Session;
+use datafusion::common::TableReference;
 use datafusion::common::{plan_err, DataFusionError, Result};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::parquet::file::metadata::ParquetMetaDataReader;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
-use futures::TryStreamExt;
+use futures::{FutureExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
+use std::panic::AssertUnwindSafe;
 
 use crate::location::Location;
 use crate::sample;
 use crate::write::{StagedCopy, WriteSummary};
 use datafusion::sql::parser::Statement as DFStatement;
+
+/// Errors that may come from one bad file in a table: Parquet decoding errors and panics.
+fn is_file_error(e: &DataFusionError) -> bool {
+    let text = e.to_string();
+    matches!(e.find_root(), DataFusionError::ParquetError(_))
+        || text.contains("Parquet error")
+        || text.contains("failed unexpectedly")
+}
+
+/// Why a local Parquet file's footer cannot be read, if it cannot.
+fn footer_problem(path: &std::path::Path) -> Option<String> {
+    let file = std::fs::File::open(path).ok()?;
+    let parsed = std::panic::catch_unwind(AssertUnwindSafe(|| ParquetMetaDataReader::new().parse_and_finish(&file)));
+    match parsed {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some("its footer is corrupt (the Parquet reader could not decode its length)".to_string()),
+    }
+}
+
+/// The error for a statement that panicked: what the panic said, and the likely cause.
+fn panic_error(panic: Box<dyn std::any::Any + Send>) -> DataFusionError {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown cause".to_string());
+    DataFusionError::Execution(format!(
+        "the statement failed unexpectedly while running ({message}); a corrupt or truncated Parquet file \
+         in the tables it reads is the usual cause: check the files most recently added"
+    ))
+}
 
 /// Aborts a staged write that did not reach its commit (the statement failed or was dropped).
 struct StagingGuard(Option<StagedCopy>);
@@ -95,13 +131,7 @@ impl LakeBuilder {
         if let Some(n) = self.batch_size {
             config = config.with_batch_size(n.max(1));
         }
-        let lake = match self.memory_limit {
-            None => Lake::with_config(config)?,
-            Some(bytes) => {
-                let runtime = RuntimeEnvBuilder::new().with_memory_limit(bytes, 1.0).build_arc()?;
-                Lake::with_context(SessionContext::new_with_config_rt(config, runtime))?
-            }
-        };
+        let lake = Lake::with_context(SessionContext::new_with_config_rt(config, runtime_env(self.memory_limit)?))?;
         if self.sample_lake {
             lake.register_sample_lake().await?;
         }
@@ -147,7 +177,7 @@ impl Lake {
 
     /// A lake over a session configured by the caller; cxlake's functions and settings are added.
     pub fn with_config(config: SessionConfig) -> Result<Self> {
-        Self::with_context(SessionContext::new_with_config(config))
+        Self::with_context(SessionContext::new_with_config_rt(config, runtime_env(None)?))
     }
 
     /// A lake over a session built by the caller (runtime, memory pool, object stores);
@@ -259,6 +289,7 @@ impl Lake {
             DFStatement::CopyTo(copy) => StagedCopy::prepare(copy)?,
             _ => None,
         };
+        let references = state.resolve_table_references(&statement).unwrap_or_default();
         let run = async {
             let plan = state.statement_to_plan(statement).await?;
             let df = self.ctx.execute_logical_plan(plan).await?;
@@ -268,12 +299,47 @@ impl Lake {
         };
         // If this future is dropped (the query cancelled), the guard removes the staged files.
         let mut guard = StagingGuard(staged);
-        let (schema, batches) = run.await?;
+        // A panic inside a reader (the Parquet reader panics on some corrupt footers) fails this
+        // statement with an error instead of taking down the process.
+        let outcome = AssertUnwindSafe(run).catch_unwind().await.map_err(panic_error).and_then(|r| r);
+        let (schema, batches) = match outcome {
+            Ok(done) => done,
+            // Parquet errors do not say which file they came from: find it and say so.
+            Err(e) if is_file_error(&e) => {
+                return Err(match self.unreadable_file(&references).await {
+                    Some((file, reason)) => DataFusionError::Execution(format!(
+                        "cannot read {file}: {reason}. Move the file out of the lake (or restore it) and run again"
+                    )),
+                    None => e,
+                })
+            }
+            Err(e) => return Err(e),
+        };
         let written = match guard.0.take() {
             Some(staged) => Some(staged.commit()?),
             None => None,
         };
         Ok(StatementOutput { schema, batches, written })
+    }
+
+    /// The first local Parquet file of the referenced tables whose footer cannot be read, with
+    /// the reason: the diagnosis of a failed statement, so it may take time.
+    async fn unreadable_file(&self, references: &[TableReference]) -> Option<(String, String)> {
+        let state = self.ctx.state();
+        for reference in references {
+            let Ok(provider) = self.ctx.table_provider(reference.clone()).await else { continue };
+            let Some(listing) = provider.downcast_ref::<ListingTable>() else { continue };
+            for url in listing.table_paths() {
+                let Ok(files) = list_files(&state, url, ".parquet").await else { continue };
+                for file in files {
+                    let path = std::path::Path::new("/").join(file.as_ref());
+                    if let Some(reason) = footer_problem(&path) {
+                        return Some((path.display().to_string(), reason));
+                    }
+                }
+            }
+        }
+        None
     }
 
     /// Names of the registered tables (the default schema), sorted.
@@ -292,6 +358,18 @@ impl Lake {
     pub async fn table_schema(&self, name: &str) -> Result<SchemaRef> {
         Ok(self.ctx.table_provider(name).await?.schema())
     }
+}
+
+/// cxlake's runtime: no cache of directory listings, so that files a job adds to the lake are read
+/// by the next query (DataFusion caches listings for the life of a session by default), and an
+/// optional memory limit with spilling to the temporary directory.
+fn runtime_env(memory_limit: Option<usize>) -> Result<Arc<RuntimeEnv>> {
+    let mut builder =
+        RuntimeEnvBuilder::new().with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0));
+    if let Some(bytes) = memory_limit {
+        builder = builder.with_memory_limit(bytes, 1.0);
+    }
+    builder.build_arc()
 }
 
 /// cxlake's session defaults: `information_schema` on, and directories read recursively (a

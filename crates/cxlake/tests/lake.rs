@@ -149,3 +149,36 @@ fn every_function_documents_itself() {
     }
     assert!(cxlake::functions::cxlake_function("NPS").is_some());
 }
+
+#[tokio::test]
+async fn partition_filters_prune_directories_and_new_files_are_read_by_the_next_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events");
+    for (day, n) in [("2025-03-01", 1), ("2025-03-02", 2), ("2025-03-03", 4)] {
+        write_parquet(&events.join(format!("day={day}/part-0.parquet")), &format!("SELECT {n} AS n")).await;
+    }
+    let lake = Lake::new().unwrap();
+    lake.register("events", &events.display().to_string()).await.unwrap();
+    // The plan lists only the files of the selected partition: the others are never opened.
+    let plan = text(&lake, "EXPLAIN SELECT sum(n) FROM events WHERE day = DATE '2025-03-02'").await;
+    assert!(plan.contains("day=2025-03-02/part-0.parquet"), "{plan}");
+    assert!(!plan.contains("day=2025-03-01") && !plan.contains("day=2025-03-03"), "{plan}");
+    assert!(text(&lake, "SELECT sum(n) AS s FROM events").await.contains("| 7 |"));
+
+    // A file added to the lake later is read by the next query, without registering again.
+    write_parquet(&events.join("day=2025-03-04/part-0.parquet"), "SELECT 8 AS n").await;
+    assert!(text(&lake, "SELECT sum(n) AS s FROM events").await.contains("| 15 |"));
+
+    // A corrupt file in one partition: queries that read it fail with an error naming it, not a
+    // crash; queries that prune it away still run. A footer whose length field is garbage makes
+    // the Parquet reader itself panic: that too becomes an error naming the file.
+    let corrupt = events.join("day=2025-03-05/part-0.parquet");
+    std::fs::create_dir_all(corrupt.parent().unwrap()).unwrap();
+    for bytes in [&b"PAR1 this file was cut short"[..], b"PAR1 this is not a parquet file PAR1"] {
+        std::fs::write(&corrupt, bytes).unwrap();
+        let err = lake.execute("SELECT sum(n) FROM events").await.unwrap_err().to_string();
+        assert!(err.contains("cannot read") && err.contains("day=2025-03-05/part-0.parquet"), "{err}");
+        assert!(err.contains("Move the file out of the lake"), "{err}");
+    }
+    assert!(text(&lake, "SELECT sum(n) AS s FROM events WHERE day < DATE '2025-03-05'").await.contains("| 15 |"));
+}
