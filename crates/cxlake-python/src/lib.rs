@@ -193,8 +193,18 @@ impl PyLake {
 
     /// Plans `query` and returns its [`Result`]; the query runs when the result is consumed.
     /// `params` fills `$name` placeholders with values (None, bool, int, float, str).
+    /// `COPY ... TO` runs at once, staged and committed like in the CLI, and its Result holds
+    /// the row count.
     #[pyo3(signature = (query, params=None))]
     fn sql(&self, py: Python<'_>, query: &str, params: Option<&Bound<'_, PyDict>>) -> PyResult<QueryResult> {
+        if is_copy(&self.lake, query) {
+            if params.is_some_and(|p| !p.is_empty()) {
+                return Err(PyTypeError::new_err("params are not supported with COPY: put the values in the query"));
+            }
+            let output = wait(py, self.lake.execute(query))?;
+            let df = self.lake.context().read_batches(output.batches).map_err(engine_error)?;
+            return Ok(QueryResult { df });
+        }
         let mut df = wait(py, self.lake.sql(query))?;
         if let Some(params) = params {
             let mut values = HashMap::new();
@@ -230,6 +240,13 @@ impl PyLake {
     fn __repr__(&self) -> String {
         format!("cxlake.Lake(tables={:?})", self.lake.table_names())
     }
+}
+
+/// Whether `query` is a `COPY ... TO` statement.
+fn is_copy(lake: &cxlake::Lake, query: &str) -> bool {
+    let state = lake.context().state();
+    let dialect = state.config().options().sql_parser.dialect;
+    matches!(state.sql_to_statement(query, &dialect), Ok(cxlake::datafusion::sql::parser::Statement::CopyTo(_)))
 }
 
 /// A Python parameter value as a SQL literal value.

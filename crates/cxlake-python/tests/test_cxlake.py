@@ -325,3 +325,23 @@ def test_memory_limit_spills_and_bounds():
         small.sql("SELECT cardinality(array_agg(v)) FROM generate_series(1, 2000000) t(v)").to_arrow()
     with pytest.raises(cxlake.CxlakeError, match="invalid size '4X'"):
         cxlake.Lake(tables={}, memory_limit="4X")
+
+
+def test_copy_runs_once_and_commits(tmp_path, lake):
+    out = tmp_path / "kpis"
+    result = lake.sql(
+        f"COPY (SELECT channel, nps(score) AS nps FROM surveys GROUP BY channel) TO '{out}/' "
+        "STORED AS PARQUET PARTITIONED BY (channel)"
+    )
+    # It ran at once: consuming the result reads the count, it does not write again.
+    assert result.to_arrow().to_pydict()["count"] == [5]
+    assert result.to_arrow().to_pydict()["count"] == [5]
+    assert (out / "_SUCCESS").exists()
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [
+        "channel=app", "channel=chat", "channel=email", "channel=phone", "channel=web"]
+    assert all(len(list(p.iterdir())) == 1 for p in out.iterdir() if p.is_dir())
+    # A failing COPY raises and leaves the target as it was.
+    with pytest.raises(cxlake.CxlakeError, match="invalid NPS score 11"):
+        lake.sql(f"COPY (SELECT 'web' AS channel, nps(11) AS nps) TO '{out}/' STORED AS PARQUET PARTITIONED BY (channel)")
+    assert len(list((out / "channel=web").iterdir())) == 1
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".cxlake-staging")]
