@@ -1,6 +1,7 @@
 //! Customer-experience and product metric functions for DataFusion, one metric family per
-//! module: [`survey`] (NPS, CSAT, CES, IQS), [`rates`], [`service`] (helpdesk durations) and
-//! [`customer_base`] (churn, retention).
+//! module: [`survey`] (NPS, CSAT, CES, IQS), [`rates`], [`service`] (helpdesk durations),
+//! [`customer_base`] (churn, retention), [`web`] (sessions, pages per session, session duration,
+//! stickiness) and [`funnel`] (ClickHouse-compatible funnels and retention).
 //!
 //! Every function follows the cxlake function contract: NULL inputs do not count, an aggregate
 //! over no counting rows is NULL, every integer/float/decimal input type is accepted, invalid
@@ -20,9 +21,11 @@
 pub mod common;
 pub mod customer_base;
 pub mod functions;
+pub mod funnel;
 pub mod rates;
 pub mod service;
 pub mod survey;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -35,7 +38,7 @@ pub use common::{CxlakeOptions, InvalidInput};
 
 /// Every cxlake aggregate function, with the default (`'error'`) invalid-input policy.
 pub fn all_aggregates() -> Vec<Arc<AggregateUDF>> {
-    [survey::all(), rates::all(), service::all(), customer_base::all()].concat()
+    [survey::all(), rates::all(), service::all(), customer_base::all(), web::all(), funnel::all()].concat()
 }
 
 /// Every cxlake scalar function (model scoring and other per-row functions).
@@ -45,7 +48,7 @@ pub fn all_scalars() -> Vec<Arc<ScalarUDF>> {
 
 /// Every cxlake window function (used with `OVER (...)`).
 pub fn all_windows() -> Vec<Arc<WindowUDF>> {
-    Vec::new()
+    web::windows()
 }
 
 /// The analyzer rule that applies `cxlake.invalid_input` to every cxlake aggregate.
