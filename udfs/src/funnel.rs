@@ -375,9 +375,21 @@ fn condition_masks(conditions: &[&BooleanArray], rows: usize) -> Vec<u32> {
     masks
 }
 
-/// One event of the search: timestamp, step (1..=N, 0 for a row matching no condition) and the
-/// row it came from (ClickHouse's `unique_id`, so that `strict_once` uses a row once per chain).
-type Event = (i64, u8, u32);
+/// One event of the search: timestamp, step (1..=N, 0 for a row matching no condition), the
+/// tie order of its row among rows with the same timestamp and step ([`tie_order`]), and the row
+/// it came from (ClickHouse's `unique_id`, so that `strict_once` uses a row once per chain).
+type Event = (i64, u8, u32, u32);
+
+/// Among events with the same timestamp and step, rows meeting earlier conditions come first
+/// (compared as the tuple (cond1, cond2, ...), true before false).
+///
+/// ClickHouse takes such rows in the order they reach the aggregate, which depends on how the
+/// data was split between threads; only `strict_once` with `strict_deduplication` can tell the
+/// difference. A fixed order keeps cxlake's results independent of partitioning, and equals
+/// ClickHouse's when ClickHouse reads the rows in this order (as the conformance test does).
+fn tie_order(mask: u32) -> u32 {
+    !mask.reverse_bits()
+}
 
 /// A chain under construction in `strict_once` mode.
 #[derive(Clone, Copy)]
@@ -412,17 +424,18 @@ impl<'a> Search<'a> {
             let first = rows.iter().map(|r| r.0).min().unwrap_or_default();
             return (1, vec![first]);
         }
-        // One event per (row, condition met), sorted by timestamp, then step, then row: the
-        // order ClickHouse's stable sort of (timestamp, step) pairs leaves them in.
+        // One event per (row, condition met), sorted by timestamp, then step (as ClickHouse's
+        // sort of (timestamp, step) pairs), then a fixed order of rows.
         self.events.clear();
         for (row, &(ts, mask)) in rows.iter().enumerate() {
+            let tie = tie_order(mask);
             if mask == 0 {
-                self.events.push((ts, 0, row as u32));
+                self.events.push((ts, 0, tie, row as u32));
             }
             let mut bits = mask;
             while bits != 0 {
                 let k = bits.trailing_zeros();
-                self.events.push((ts, k as u8 + 1, row as u32));
+                self.events.push((ts, k as u8 + 1, tie, row as u32));
                 bits &= bits - 1;
             }
         }
@@ -453,7 +466,7 @@ impl<'a> Search<'a> {
             (level as u8, chain)
         };
         let mut started = false;
-        for &(ts, step, _) in &self.events {
+        for &(ts, step, _, _) in &self.events {
             if step == 0 {
                 // Only under strict_order: a row matching no condition ends the search.
                 if started {
@@ -516,7 +529,7 @@ impl<'a> Search<'a> {
             (level as u8, chain)
         };
         let mut started = false;
-        for &(ts, step, row) in &self.events {
+        for &(ts, step, _, row) in &self.events {
             if step == 0 {
                 if started {
                     break;
