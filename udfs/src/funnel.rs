@@ -738,7 +738,9 @@ const FUNNEL_RULES: &str = "Semantics are ClickHouse's windowFunnel, checked aga
 Events are taken in timestamp order (within one timestamp, in step order); a step-1 event starts a chain (a later \
 step-1 event restarts it), and an event of step k extends the chain that reached step k − 1 when its timestamp is at \
 most window_seconds after that chain's step-1 event (the bound is inclusive). One row meeting several conditions \
-counts for each of them (for consecutive steps too), unless the mode has strict_once. Modes, comma separated: \
+counts for each of them (for consecutive steps too), unless the mode has strict_once. Rows with the same timestamp \
+and step are taken in a fixed order, rows meeting earlier conditions first, so results do not depend on partitioning \
+(ClickHouse takes them in arrival order; only strict_once with strict_deduplication can tell). Modes, comma separated: \
 strict_deduplication (a repeat of a step already reached ends the search), strict_order (a row meeting no condition, \
 or a step whose previous step was not reached, ends the search), strict_increase (each step strictly later than the \
 previous one), strict_once (a row counts for one step of a chain), allow_reentry (with strict_order only: out-of-order \
@@ -769,7 +771,7 @@ static FUNNEL_DOC: LazyLock<Documentation> = LazyLock::new(|| {
 static TIMES_DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         SECTION,
-        format!("Seconds from step 1 to each step reached, for the chain that reached window_funnel's deepest step, as LIST<DOUBLE>: element k is the time from step 1 to step k (element 1 is 0), the list is as long as the level reached (empty at level 0), so conversion times per step and drop-off are plain SQL over it. The chain is the one ClickHouse's search ends on: the latest to reach the deepest step. Takes window_funnel's arguments. {FUNNEL_RULES}"),
+        format!("Seconds from step 1 to each funnel step reached, as LIST<DOUBLE>, for the chain that reached window_funnel's deepest step. Element k is the time from step 1 to step k (element 1 is 0), the list is as long as the level reached (empty at level 0), so conversion times per step and drop-off are plain SQL over it. The chain is the one ClickHouse's search ends on: the latest to reach the deepest step. Takes window_funnel's arguments. {FUNNEL_RULES}"),
         "window_funnel_times(window_seconds, [mode,] ts, cond1, ..., condN)",
     )
     .with_argument("window_seconds", "The longest time, in seconds, from a chain's step 1 to its last step: a constant number >= 0.")
@@ -788,7 +790,7 @@ static TIMES_DOC: LazyLock<Documentation> = LazyLock::new(|| {
 static RETENTION_DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         SECTION,
-        "Retention flags of ClickHouse's retention: a LIST<UINT8> of N 0/1 values, where element 1 is whether cond1 held on some row and element k whether cond1 and condk each held on some row. Group by user for per-user flags, then average them for cohort retention rates. A row whose condition is NULL does not count; a group with no counting rows gives NULL (ClickHouse gives a list of zeros).",
+        "Retention flags, as ClickHouse's retention computes them: a LIST<UINT8> of N 0/1 values. Element 1 is whether cond1 held on some row, element k whether cond1 and condk each held on some row (not necessarily the same one). Group by user for per-user flags, then average them for cohort retention rates. A row with a NULL condition does not count (ClickHouse skips such rows too); a group with no counting rows gives NULL (ClickHouse gives a list of zeros). One condition is accepted (ClickHouse needs two).",
         "retention(cond1, ..., condN)",
     )
     .with_argument("cond1", "The cohort condition (for example, active on the first day): a BOOLEAN.")

@@ -587,7 +587,7 @@ const SECTION: DocSection = DocSection {
 static SESSION_DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         SECTION,
-        "Session number of each event, a window function: BIGINT from 1 within each partition, a new session starting when the gap to the previous event is greater than gap_seconds (default 1800, the 30-minute inactivity rule). Use it OVER (PARTITION BY user ORDER BY ts); the gap is measured between consecutive rows of that order. A NULL ts gets a NULL session and does not break the sequence (the next event is compared with the last non-NULL one). Timestamps of any unit, with or without a time zone. gap_seconds must be a constant >= 0; anything else fails at planning. Key per-session aggregates on (user, session), e.g. named_struct('user', user_id, 'session', session_id).",
+        "Session number of each event, from 1 within each window partition: a new session starts when the gap to the previous event is greater than gap_seconds (default 1800, the 30-minute inactivity rule). The result is BIGINT. Use it OVER (PARTITION BY user ORDER BY ts); the gap is measured between consecutive rows of that order. A NULL ts gets a NULL session and does not break the sequence (the next event is compared with the last non-NULL one). Timestamps of any unit, with or without a time zone. gap_seconds must be a constant >= 0; anything else fails at planning. Key per-session aggregates on (user, session), e.g. named_struct('user', user_id, 'session', session_id).",
         "session_id(ts [, gap_seconds]) OVER (PARTITION BY user_id ORDER BY ts)",
     )
     .with_argument("ts", "The event time: a timestamp of any unit, with or without a time zone.")
