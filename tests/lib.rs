@@ -141,20 +141,6 @@ pub fn assert_batches_close(built: &[RecordBatch], sql: &[Vec<Option<f64>>], min
     assert!(row >= min_rows, "expected every generated group, got {row}");
 }
 
-#[cfg(test)]
-mod tests {
-    use super::format_float;
-
-    #[test]
-    fn floats_keep_twelve_significant_digits() {
-        assert_eq!(format_float(28.571428571428573), "28.5714285714");
-        assert_eq!(format_float(-100.0), "-100");
-        assert_eq!(format_float(0.1 + 0.2), "0.3");
-        assert_eq!(format_float(1.5e-7), "0.00000015");
-        assert_eq!(format_float(-0.0), "0");
-    }
-}
-
 /// The Python interpreter of the test venv (with the reference packages of
 /// `scripts/requirements.txt`), as exported by `scripts/test` in `CXLAKE_PYTHON`.
 ///
@@ -188,4 +174,18 @@ pub fn run_reference_python(script: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).expect("UTF-8 output from the reference Python")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_float;
+
+    #[test]
+    fn floats_keep_twelve_significant_digits() {
+        assert_eq!(format_float(28.571428571428573), "28.5714285714");
+        assert_eq!(format_float(-100.0), "-100");
+        assert_eq!(format_float(0.1 + 0.2), "0.3");
+        assert_eq!(format_float(1.5e-7), "0.00000015");
+        assert_eq!(format_float(-0.0), "0");
+    }
 }

@@ -353,7 +353,7 @@ impl GroupStates for FunnelStates {
         self.groups.drain(..groups);
     }
 
-    fn len(&self) -> usize {
+    fn groups(&self) -> usize {
         self.groups.len()
     }
 
@@ -717,7 +717,7 @@ impl GroupStates for RetentionStates {
         self.groups.drain(..groups);
     }
 
-    fn len(&self) -> usize {
+    fn groups(&self) -> usize {
         self.groups.len()
     }
 

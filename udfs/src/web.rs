@@ -356,7 +356,7 @@ impl GroupStates for PagesStates {
         self.groups.drain(..groups);
     }
 
-    fn len(&self) -> usize {
+    fn groups(&self) -> usize {
         self.groups.len()
     }
 
@@ -453,7 +453,7 @@ impl GroupStates for DurationStates {
         self.groups.drain(..groups);
     }
 
-    fn len(&self) -> usize {
+    fn groups(&self) -> usize {
         self.groups.len()
     }
 
@@ -564,7 +564,7 @@ impl GroupStates for StickinessStates {
         self.groups.drain(..groups);
     }
 
-    fn len(&self) -> usize {
+    fn groups(&self) -> usize {
         self.groups.len()
     }
 

@@ -34,7 +34,7 @@ pub trait GroupStates: Send + Sync + std::fmt::Debug + Sized + 'static {
     fn drop_first(&mut self, groups: usize);
 
     /// The number of groups.
-    fn len(&self) -> usize;
+    fn groups(&self) -> usize;
 
     /// Bytes held, for DataFusion's memory accounting.
     fn size(&self) -> usize;
@@ -47,8 +47,8 @@ pub struct Grouped<S>(pub S);
 impl<S: GroupStates> Grouped<S> {
     fn emitted(&self, emit_to: EmitTo) -> usize {
         match emit_to {
-            EmitTo::All => self.0.len(),
-            EmitTo::First(n) => n.min(self.0.len()),
+            EmitTo::All => self.0.groups(),
+            EmitTo::First(n) => n.min(self.0.groups()),
         }
     }
 }

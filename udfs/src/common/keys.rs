@@ -128,7 +128,7 @@ fn lists(values: ArrayRef, offsets: Vec<i32>, valid: Vec<bool>) -> ArrayRef {
 }
 
 /// A `LIST<…>` state column, checked.
-pub fn list_column<'a>(states: &'a [ArrayRef], index: usize) -> Result<&'a GenericListArray<i32>> {
+pub fn list_column(states: &[ArrayRef], index: usize) -> Result<&GenericListArray<i32>> {
     match states.get(index).and_then(|a| a.as_list_opt::<i32>()) {
         Some(a) => Ok(a),
         None => internal_err!("aggregate state column {index} is missing or not a LIST"),
