@@ -169,7 +169,7 @@ impl WindowFunnelFunction {
     }
 
     fn states(&self, args: &AccumulatorArgs) -> Result<FunnelStates> {
-        Ok(FunnelStates { config: Arc::new(self.config(args)?), groups: Vec::new() })
+        Ok(FunnelStates { config: Arc::new(self.config(args)?), groups: Vec::new(), heap: 0 })
     }
 }
 
@@ -254,11 +254,24 @@ struct Events {
 struct FunnelStates {
     config: Arc<FunnelConfig>,
     groups: Vec<Events>,
+    /// Bytes of the groups' event lists, kept up to date so that `size` is O(1).
+    heap: usize,
+}
+
+const EVENT_BYTES: usize = std::mem::size_of::<(i64, u32)>();
+
+impl Events {
+    /// Appends events and returns the bytes this allocated.
+    fn extend(&mut self, events: impl IntoIterator<Item = (i64, u32)>) -> usize {
+        let before = self.events.capacity();
+        self.events.extend(events);
+        (self.events.capacity() - before) * EVENT_BYTES
+    }
 }
 
 impl GroupStates for FunnelStates {
     fn empty(&self) -> Result<Self> {
-        Ok(Self { config: Arc::clone(&self.config), groups: Vec::new() })
+        Ok(Self { config: Arc::clone(&self.config), groups: Vec::new(), heap: 0 })
     }
 
     fn resize(&mut self, groups: usize) {
@@ -280,7 +293,7 @@ impl GroupStates for FunnelStates {
                 let group = &mut self.groups[group_indices[row]];
                 group.seen = true;
                 if mask != 0 || keep_empty {
-                    group.events.push((t, mask));
+                    self.heap += group.extend([(t, mask)]);
                 }
             }
         }
@@ -304,7 +317,7 @@ impl GroupStates for FunnelStates {
             group.seen = true;
             let (start, end) = (ts_lists.value_offsets()[row] as usize, ts_lists.value_offsets()[row + 1] as usize);
             let mask_start = mask_lists.value_offsets()[row] as usize;
-            group.events.extend(
+            self.heap += group.extend(
                 ts[start..end].iter().zip(&masks[mask_start..mask_start + end - start]).map(|(&t, &m)| (t, m as u32)),
             );
         }
@@ -350,7 +363,8 @@ impl GroupStates for FunnelStates {
     }
 
     fn drop_first(&mut self, groups: usize) {
-        self.groups.drain(..groups);
+        let freed: usize = self.groups.drain(..groups).map(|g| g.events.capacity() * EVENT_BYTES).sum();
+        self.heap -= freed;
     }
 
     fn groups(&self) -> usize {
@@ -358,8 +372,7 @@ impl GroupStates for FunnelStates {
     }
 
     fn size(&self) -> usize {
-        self.groups.capacity() * std::mem::size_of::<Events>()
-            + self.groups.iter().map(|g| g.events.capacity() * std::mem::size_of::<(i64, u32)>()).sum::<usize>()
+        self.groups.capacity() * std::mem::size_of::<Events>() + self.heap
     }
 }
 

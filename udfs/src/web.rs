@@ -182,13 +182,14 @@ impl WebFunction {
         let encoder = KeyEncoder::new(args.expr_fields[0].data_type())?;
         let name = self.metric.name();
         Ok(match self.metric {
-            WebMetric::PagesPerSession => Box::new(PagesStates { encoder, groups: Vec::new() }),
+            WebMetric::PagesPerSession => Box::new(PagesStates { encoder, groups: Vec::new(), heap: 0 }),
             WebMetric::AvgSessionDuration => Box::new(DurationStates {
                 encoder,
                 per_second: type_ticks_per_second(args.expr_fields[1].data_type(), name)?,
                 groups: Vec::new(),
+                heap: 0,
             }),
-            WebMetric::Stickiness => Box::new(StickinessStates { encoder, groups: Vec::new() }),
+            WebMetric::Stickiness => Box::new(StickinessStates { encoder, groups: Vec::new(), heap: 0 }),
         })
     }
 }
@@ -290,11 +291,27 @@ fn list_range(list: &datafusion::arrow::array::ListArray, row: usize) -> std::op
 struct PagesStates {
     encoder: KeyEncoder,
     groups: Vec<(i64, HashSet<Key>)>,
+    /// Bytes of the stored keys, kept up to date so that `size` is O(1).
+    heap: usize,
+}
+
+/// Approximate bytes of one hash table entry holding `key_len` key bytes and a `value` value.
+fn entry_bytes(key_len: usize, value: usize) -> usize {
+    key_len + std::mem::size_of::<Key>() + value + 1
+}
+
+/// Inserts `key` when absent; returns the bytes this stored.
+fn insert_key(sessions: &mut HashSet<Key>, key: &[u8]) -> usize {
+    if sessions.contains(key) {
+        return 0;
+    }
+    sessions.insert(key.into());
+    entry_bytes(key.len(), 0)
 }
 
 impl GroupStates for PagesStates {
     fn empty(&self) -> Result<Self> {
-        Ok(Self { encoder: self.encoder.try_clone()?, groups: Vec::new() })
+        Ok(Self { encoder: self.encoder.try_clone()?, groups: Vec::new(), heap: 0 })
     }
 
     fn resize(&mut self, groups: usize) {
@@ -308,10 +325,7 @@ impl GroupStates for PagesStates {
             if counts(&rows, row) {
                 let (count, sessions) = &mut self.groups[g];
                 *count += 1;
-                let key = keys.row(row);
-                if !sessions.contains(key.as_ref()) {
-                    sessions.insert(key.as_ref().into());
-                }
+                self.heap += insert_key(sessions, keys.row(row).as_ref());
             }
         }
         Ok(())
@@ -327,10 +341,7 @@ impl GroupStates for PagesStates {
             let (count, sessions) = &mut self.groups[g];
             *count += counts.value(row);
             for k in list_range(lists, row) {
-                let key = keys.value(k);
-                if !sessions.contains(key) {
-                    sessions.insert(key.into());
-                }
+                self.heap += insert_key(sessions, keys.value(k));
             }
         }
         Ok(())
@@ -353,7 +364,9 @@ impl GroupStates for PagesStates {
     }
 
     fn drop_first(&mut self, groups: usize) {
-        self.groups.drain(..groups);
+        let freed: usize =
+            self.groups.drain(..groups).map(|g| g.1.iter().map(|k| entry_bytes(k.len(), 0)).sum::<usize>()).sum();
+        self.heap -= freed;
     }
 
     fn groups(&self) -> usize {
@@ -361,8 +374,7 @@ impl GroupStates for PagesStates {
     }
 
     fn size(&self) -> usize {
-        self.groups.capacity() * std::mem::size_of::<(i64, HashSet<Key>)>()
-            + self.groups.iter().map(|g| g.1.iter().map(|k| k.len() + 24).sum::<usize>()).sum::<usize>()
+        self.groups.capacity() * std::mem::size_of::<(i64, HashSet<Key>)>() + self.heap
     }
 }
 
@@ -372,23 +384,30 @@ struct DurationStates {
     encoder: KeyEncoder,
     per_second: i64,
     groups: Vec<HashMap<Key, (i64, i64)>>,
+    /// Bytes of the stored sessions, kept up to date so that `size` is O(1).
+    heap: usize,
 }
 
-fn widen(sessions: &mut HashMap<Key, (i64, i64)>, key: &[u8], first: i64, last: i64) {
+const SPAN_BYTES: usize = std::mem::size_of::<(i64, i64)>();
+
+/// Widens a session's span to cover `first..=last`; returns the bytes a new session stored.
+fn widen(sessions: &mut HashMap<Key, (i64, i64)>, key: &[u8], first: i64, last: i64) -> usize {
     match sessions.get_mut(key) {
         Some(span) => {
             span.0 = span.0.min(first);
             span.1 = span.1.max(last);
+            0
         }
         None => {
             sessions.insert(key.into(), (first, last));
+            entry_bytes(key.len(), SPAN_BYTES)
         }
     }
 }
 
 impl GroupStates for DurationStates {
     fn empty(&self) -> Result<Self> {
-        Ok(Self { encoder: self.encoder.try_clone()?, per_second: self.per_second, groups: Vec::new() })
+        Ok(Self { encoder: self.encoder.try_clone()?, per_second: self.per_second, groups: Vec::new(), heap: 0 })
     }
 
     fn resize(&mut self, groups: usize) {
@@ -402,7 +421,7 @@ impl GroupStates for DurationStates {
         let ticks = ticks.values();
         for (row, &g) in group_indices.iter().enumerate() {
             if counts(&rows, row) {
-                widen(&mut self.groups[g], keys.row(row).as_ref(), ticks[row], ticks[row]);
+                self.heap += widen(&mut self.groups[g], keys.row(row).as_ref(), ticks[row], ticks[row]);
             }
         }
         Ok(())
@@ -421,7 +440,7 @@ impl GroupStates for DurationStates {
             let (range, first_start) = (list_range(lists, row), firsts.value_offsets()[row] as usize);
             for (i, k) in range.clone().enumerate() {
                 let j = first_start + i;
-                widen(&mut self.groups[g], keys.value(k), first.value(j), last.value(j));
+                self.heap += widen(&mut self.groups[g], keys.value(k), first.value(j), last.value(j));
             }
         }
         Ok(())
@@ -450,7 +469,12 @@ impl GroupStates for DurationStates {
     }
 
     fn drop_first(&mut self, groups: usize) {
-        self.groups.drain(..groups);
+        let freed: usize = self
+            .groups
+            .drain(..groups)
+            .map(|g| g.keys().map(|k| entry_bytes(k.len(), SPAN_BYTES)).sum::<usize>())
+            .sum();
+        self.heap -= freed;
     }
 
     fn groups(&self) -> usize {
@@ -458,8 +482,7 @@ impl GroupStates for DurationStates {
     }
 
     fn size(&self) -> usize {
-        self.groups.capacity() * std::mem::size_of::<HashMap<Key, (i64, i64)>>()
-            + self.groups.iter().map(|g| g.keys().map(|k| k.len() + 40).sum::<usize>()).sum::<usize>()
+        self.groups.capacity() * std::mem::size_of::<HashMap<Key, (i64, i64)>>() + self.heap
     }
 }
 
@@ -471,17 +494,29 @@ struct Activity {
     active: HashSet<(u32, i32)>,
 }
 
+const PAIR_BYTES: usize = std::mem::size_of::<(u32, i32)>() + 1;
+
 impl Activity {
-    fn add(&mut self, user: &[u8], day: i32) {
+    /// Records that `user` was active on `day`; returns the bytes this stored.
+    fn add(&mut self, user: &[u8], day: i32) -> usize {
+        let mut bytes = 0;
         let next = self.users.len() as u32;
         let id = match self.users.get(user) {
             Some(id) => *id,
             None => {
                 self.users.insert(user.into(), next);
+                bytes += entry_bytes(user.len(), 4);
                 next
             }
         };
-        self.active.insert((id, day));
+        if self.active.insert((id, day)) {
+            bytes += PAIR_BYTES;
+        }
+        bytes
+    }
+
+    fn bytes(&self) -> usize {
+        self.users.keys().map(|k| entry_bytes(k.len(), 4)).sum::<usize>() + self.active.len() * PAIR_BYTES
     }
 }
 
@@ -489,11 +524,13 @@ impl Activity {
 struct StickinessStates {
     encoder: KeyEncoder,
     groups: Vec<Activity>,
+    /// Bytes of the stored users and (user, day) pairs, kept up to date so that `size` is O(1).
+    heap: usize,
 }
 
 impl GroupStates for StickinessStates {
     fn empty(&self) -> Result<Self> {
-        Ok(Self { encoder: self.encoder.try_clone()?, groups: Vec::new() })
+        Ok(Self { encoder: self.encoder.try_clone()?, groups: Vec::new(), heap: 0 })
     }
 
     fn resize(&mut self, groups: usize) {
@@ -507,7 +544,7 @@ impl GroupStates for StickinessStates {
         let days = days.values();
         for (row, &g) in group_indices.iter().enumerate() {
             if counts(&rows, row) {
-                self.groups[g].add(keys.row(row).as_ref(), days[row]);
+                self.heap += self.groups[g].add(keys.row(row).as_ref(), days[row]);
             }
         }
         Ok(())
@@ -523,7 +560,7 @@ impl GroupStates for StickinessStates {
         for (row, &g) in group_indices.iter().enumerate() {
             let day_start = day_lists.value_offsets()[row] as usize;
             for (i, k) in list_range(users, row).enumerate() {
-                self.groups[g].add(keys.value(k), days.value(day_start + i));
+                self.heap += self.groups[g].add(keys.value(k), days.value(day_start + i));
             }
         }
         Ok(())
@@ -561,7 +598,8 @@ impl GroupStates for StickinessStates {
     }
 
     fn drop_first(&mut self, groups: usize) {
-        self.groups.drain(..groups);
+        let freed: usize = self.groups.drain(..groups).map(|a| a.bytes()).sum();
+        self.heap -= freed;
     }
 
     fn groups(&self) -> usize {
@@ -569,12 +607,7 @@ impl GroupStates for StickinessStates {
     }
 
     fn size(&self) -> usize {
-        self.groups.capacity() * std::mem::size_of::<Activity>()
-            + self
-                .groups
-                .iter()
-                .map(|a| a.users.keys().map(|k| k.len() + 32).sum::<usize>() + a.active.len() * 16)
-                .sum::<usize>()
+        self.groups.capacity() * std::mem::size_of::<Activity>() + self.heap
     }
 }
 
