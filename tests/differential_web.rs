@@ -143,3 +143,67 @@ async fn web_functions_match_plain_sql() {
         assert!(compared > 150, "{label}: only {compared} non-NULL comparisons");
     }
 }
+
+#[tokio::test]
+async fn expression_builders_match_sql() {
+    use cxlake::datafusion::functions::core::expr_fn::named_struct;
+    use cxlake::datafusion::logical_expr::ExprFunctionExt;
+    use cxlake::datafusion::prelude::{col, lit};
+    use cxlake::udfs::functions::{
+        avg_session_duration, pages_per_session, retention, session_id, stickiness, window_funnel, window_funnel_times,
+    };
+    use cxlake_tests::render_rows;
+
+    let lake = test_lake(3, 1000).await.unwrap();
+    let session = session_id(col("ts"), Some(1800.0))
+        .partition_by(vec![col("user_id")])
+        .order_by(vec![col("ts").sort(true, false)])
+        .build()
+        .unwrap()
+        .alias("session");
+    let key = named_struct(vec![lit("user"), col("user_id"), lit("session"), col("session")]);
+    let steps = || {
+        vec![col("event").eq(lit("page_view")), col("event").eq(lit("add_to_cart")), col("event").eq(lit("purchase"))]
+    };
+    let built = lake
+        .context()
+        .table("clickstream")
+        .await
+        .unwrap()
+        .window(vec![session])
+        .unwrap()
+        .aggregate(
+            vec![col("device")],
+            vec![
+                pages_per_session(key.clone()).alias("pages"),
+                avg_session_duration(key, col("ts")).alias("duration"),
+                stickiness(col("user_id"), col("ts")).alias("sticky"),
+                window_funnel(600.0, Some("strict_order"), col("ts"), steps()).alias("level"),
+                window_funnel_times(600.0, None, col("ts"), steps()).alias("times"),
+                retention(steps()).alias("retention"),
+            ],
+        )
+        .unwrap()
+        .sort(vec![col("device").sort(true, true)])
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let sql = lake
+        .execute(
+            "WITH s AS (SELECT *, session_id(ts, 1800) OVER (PARTITION BY user_id ORDER BY ts) AS session FROM clickstream)
+             SELECT device,
+                    pages_per_session(named_struct('user', user_id, 'session', session)),
+                    avg_session_duration(named_struct('user', user_id, 'session', session), ts),
+                    stickiness(user_id, ts),
+                    window_funnel(600, 'strict_order', ts, event = 'page_view', event = 'add_to_cart', event = 'purchase'),
+                    window_funnel_times(600, ts, event = 'page_view', event = 'add_to_cart', event = 'purchase'),
+                    retention(event = 'page_view', event = 'add_to_cart', event = 'purchase')
+             FROM s GROUP BY device ORDER BY device",
+        )
+        .await
+        .unwrap();
+    let (built, sql) = (render_rows(&built).unwrap(), render_rows(&sql.batches).unwrap());
+    assert_eq!(built.len(), 3, "one row per device");
+    assert_eq!(built, sql);
+}

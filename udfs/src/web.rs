@@ -154,7 +154,7 @@ impl WebMetric {
         match self {
             Self::PagesPerSession => "pages_per_session(session_key) with session_key of any hashable type",
             Self::AvgSessionDuration => "avg_session_duration(session_key, ts) with ts a TIMESTAMP",
-            Self::Stickiness => "stickiness(user_id, ts) with user_id of any hashable type and ts a TIMESTAMP",
+            Self::Stickiness => "stickiness(user_id, ts) with user_id of any hashable type and ts a TIMESTAMP or DATE",
         }
     }
 
@@ -225,7 +225,11 @@ impl AggregateUDFImpl for WebFunction {
         args::arity(name, sigs, types, arity, arity)?;
         let mut coerced = vec![check_key_type(name, sigs, self.metric.key_name(), &types[0])?];
         if let Some(ts) = types.get(1) {
-            coerced.push(timestamp_type(name, sigs, "ts", ts)?);
+            coerced.push(match (self.metric, ts) {
+                // A calendar day is all stickiness needs, so it also takes dates.
+                (WebMetric::Stickiness, DataType::Date32 | DataType::Date64) => DataType::Date32,
+                _ => timestamp_type(name, sigs, "ts", ts)?,
+            });
         }
         Ok(coerced)
     }
@@ -672,7 +676,7 @@ fn build_documentation(metric: WebMetric) -> Documentation {
             "stickiness(user_id, ts)",
         )
         .with_argument("user_id", format!("Identifies the user. {KEY}"))
-        .with_argument("ts", ts)
+        .with_argument("ts", "The event time: a timestamp of any unit, with or without a time zone, or a DATE (the day itself).")
         .with_sql_example(
             "SELECT date_trunc('month', ts) AS month, stickiness(user_id, ts) AS dau_mau FROM clickstream GROUP BY 1;\n\
              -- 2 users over 3 days, active on 2, 1 and 1 of them: 100 × (4 / 3) / 2 = 66.67",

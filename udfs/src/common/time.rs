@@ -62,10 +62,13 @@ pub fn timestamp_type(function: &str, signatures: &str, arg: &str, t: &DataType)
     }
 }
 
-/// The calendar day (days since 1970-01-01) of every timestamp, in the timestamp's own time zone,
+/// The calendar day (days since 1970-01-01) of every timestamp (or date), in the timestamp's own time zone,
 /// UTC when it has none. UTC and zone-less columns take a division per row; other zones go
 /// through Arrow's zone-aware cast (daylight saving time included).
 pub fn local_days(array: &ArrayRef, function: &str) -> Result<Date32Array> {
+    if let DataType::Date32 = array.data_type() {
+        return Ok(array.as_primitive().clone());
+    }
     let DataType::Timestamp(_, zone) = array.data_type() else {
         return internal_err!("{function}: unexpected input type {} after coercion", array.data_type());
     };
