@@ -93,7 +93,7 @@ impl WindowUDFImpl for SessionIdFunction {
         // A gap is a whole number of ticks, so `gap > g` is `gap > floor(g)`.
         let gap = (gap * per_second as f64).floor();
         let gap = if gap >= i64::MAX as f64 { i64::MAX } else { gap as i64 };
-        Ok(Box::new(SessionEvaluator { gap }))
+        Ok(Box::new(SessionEvaluator { gap, session: 0, previous: None }))
     }
 
     fn documentation(&self) -> Option<&Documentation> {
@@ -101,14 +101,59 @@ impl WindowUDFImpl for SessionIdFunction {
     }
 }
 
-/// Numbers the sessions of one partition in a single pass over its timestamps.
+/// Numbers the sessions of one partition: in a single pass over its timestamps when DataFusion
+/// hands over the whole partition, or row by row as the events stream in (bounded execution:
+/// memory then holds one user's events, not the input).
 #[derive(Debug)]
 struct SessionEvaluator {
     /// The largest gap, in ticks of the timestamp's unit, that keeps a session going.
     gap: i64,
+    /// Row by row: the current session number and the last non-NULL timestamp.
+    session: i64,
+    previous: Option<i64>,
+}
+
+/// The raw value (ticks since the UTC epoch) of one timestamp, `None` when NULL.
+fn tick_at(array: &ArrayRef, row: usize) -> Result<Option<i64>> {
+    use datafusion::arrow::datatypes::{
+        TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
+    };
+    if array.is_null(row) {
+        return Ok(None);
+    }
+    Ok(Some(match array.data_type() {
+        DataType::Timestamp(TimeUnit::Second, _) => array.as_primitive::<TimestampSecondType>().value(row),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => array.as_primitive::<TimestampMillisecondType>().value(row),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => array.as_primitive::<TimestampMicrosecondType>().value(row),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => array.as_primitive::<TimestampNanosecondType>().value(row),
+        other => return internal_err!("session_id: unexpected input type {other} after coercion"),
+    }))
 }
 
 impl PartitionEvaluator for SessionEvaluator {
+    fn supports_bounded_execution(&self) -> bool {
+        true
+    }
+
+    fn is_causal(&self) -> bool {
+        true
+    }
+
+    fn evaluate(&mut self, values: &[ArrayRef], range: &std::ops::Range<usize>) -> Result<ScalarValue> {
+        let Some(ts) = values.first() else {
+            return internal_err!("session_id: missing ts");
+        };
+        // Without a window frame, `range` is the current row alone.
+        let Some(t) = tick_at(ts, range.start)? else {
+            return Ok(ScalarValue::Int64(None));
+        };
+        if self.previous.is_none_or(|p| t as i128 - p as i128 > self.gap as i128) {
+            self.session += 1;
+        }
+        self.previous = Some(t);
+        Ok(ScalarValue::Int64(Some(self.session)))
+    }
+
     fn evaluate_all(&mut self, values: &[ArrayRef], num_rows: usize) -> Result<ArrayRef> {
         let Some(ts) = values.first() else {
             return internal_err!("session_id: missing ts");
