@@ -869,3 +869,45 @@ pub mod expr {
         udaf(Kind::Retention).call(conditions)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_like_clickhouse() {
+        let mode = FunnelMode::parse("window_funnel", " strict_order , allow_reentry,strict_once").unwrap();
+        assert!(mode.strict_order && mode.allow_reentry && mode.strict_once);
+        assert!(!mode.strict_deduplication && !mode.strict_increase);
+        assert_eq!(FunnelMode::parse("window_funnel", "").unwrap(), FunnelMode::default());
+        let error = |text: &str| FunnelMode::parse("window_funnel", text).unwrap_err().to_string();
+        assert!(error("allow_reentry").contains("requires strict_order"));
+        assert!(error("strict").contains("strict_deduplication"));
+        assert!(error("Strict_Order").contains("unknown mode option 'Strict_Order'"));
+    }
+
+    #[test]
+    fn ties_put_rows_meeting_earlier_conditions_first() {
+        // (cond1, cond2) = (true, true) < (true, false) < (false, true) < (false, false)
+        let order = [0b11, 0b01, 0b10, 0b00].map(tie_order);
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+    }
+
+    fn search(mode: FunnelMode, conditions: usize, window: i64, rows: &[(i64, u32)]) -> (u8, Vec<i64>) {
+        let config =
+            FunnelConfig { name: "window_funnel", times: true, mode, window, per_second: 1, ts_index: 1, conditions };
+        Search::new(&config).run(rows)
+    }
+
+    #[test]
+    fn the_chain_that_reached_the_deepest_level_is_reported() {
+        // A@0 B@10 A@50 C@120, window 100: the restart at 50 leaves step 2 on the chain from 0.
+        let rows = [(0, 0b001), (10, 0b010), (50, 0b001), (120, 0b100)];
+        assert_eq!(search(FunnelMode::default(), 3, 100, &rows), (2, vec![0, 10]));
+        // strict_once keeps every chain: the same answer.
+        let once = FunnelMode { strict_once: true, ..FunnelMode::default() };
+        assert_eq!(search(once, 3, 100, &rows), (2, vec![0, 10]));
+        // No events: level 0, no chain.
+        assert_eq!(search(FunnelMode::default(), 3, 100, &[]), (0, vec![]));
+    }
+}
