@@ -9,6 +9,9 @@
 //!
 //! The evaluation follows ClickHouse's `AggregateFunctionWindowFunnel.cpp` step by step; the
 //! conformance test (`tests/clickhouse_conformance.rs`) checks it against ClickHouse itself.
+//!
+//! No row value is invalid input here (conditions are true, false or NULL), so these functions do
+//! not take the `cxlake.invalid_input` policy; a bad window or mode fails at planning.
 
 use std::sync::{Arc, LazyLock};
 

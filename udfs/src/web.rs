@@ -4,6 +4,9 @@
 //! The aggregates keep what makes their merge exact in their state — distinct session keys,
 //! per-session first and last timestamps, distinct (user, day) pairs — with keys of any
 //! hashable type encoded as bytes by Arrow's row format ([`crate::common::keys`]).
+//!
+//! No row value is invalid input here (any key, any timestamp), so these functions do not take
+//! the `cxlake.invalid_input` policy; a bad constant (a negative session gap) fails at planning.
 
 use std::sync::{Arc, LazyLock};
 
