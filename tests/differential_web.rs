@@ -1,5 +1,6 @@
 //! The web analytics functions against plain SQL on the sample lake's clickstream (110,925
-//! events), at 1, 4 and 7 target partitions with uneven batch sizes:
+//! events), at 1, 4 and 7 target partitions with uneven batch sizes, and with partial aggregation
+//! skipped:
 //!
 //! - `session_id` against the LAG-and-running-sum formulation, row by row, at several gaps;
 //! - `pages_per_session`, `avg_session_duration` and `stickiness` against COUNT(DISTINCT ...),
@@ -133,9 +134,18 @@ async fn compare_aggregates(lake: &Lake, label: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn web_functions_match_plain_sql() {
-    for (partitions, batch_size) in [(1, 8192), (4, 1000), (7, 257)] {
+    for (partitions, batch_size, skip_partial) in [(1, 8192, false), (4, 1000, false), (7, 257, false), (3, 999, true)]
+    {
         let lake = test_lake(partitions, batch_size).await.unwrap();
-        let label = format!("{partitions} partitions, batches of {batch_size}");
+        if skip_partial {
+            // Every row a state of its own, merged in the final aggregation.
+            lake.execute("SET datafusion.execution.skip_partial_aggregation_probe_rows_threshold = 1").await.unwrap();
+            lake.execute("SET datafusion.execution.skip_partial_aggregation_probe_ratio_threshold = 0.0")
+                .await
+                .unwrap();
+        }
+        let label =
+            format!("{partitions} partitions, batches of {batch_size}, partial aggregation skipped: {skip_partial}");
         for gap in [60, 600, 1800, 7200] {
             compare_sessions(&lake, gap, &label).await;
         }
