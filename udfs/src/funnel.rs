@@ -16,7 +16,7 @@
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, ListArray, UInt8Array,
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int32Array, Int64Array, ListArray, UInt8Array,
 };
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
@@ -282,17 +282,10 @@ impl GroupStates for FunnelStates {
     }
 
     fn update(&mut self, values: &[ArrayRef], group_indices: &[usize], filter: Option<&BooleanArray>) -> Result<()> {
-        let config = &self.config;
-        let (ts, _) = raw_ticks(&values[config.ts_index], config.name)?;
-        let conditions: Vec<&BooleanArray> = values[config.ts_index + 1..].iter().map(|c| c.as_boolean()).collect();
-        let masks = condition_masks(&conditions, ts.len());
-        let mut inputs = vec![ts.nulls()];
-        inputs.extend(conditions.iter().map(|c| c.nulls()));
-        let counting = counting_rows(&inputs, filter);
-        let keep_empty = config.mode.strict_order;
-        let ts = ts.values();
-        for (row, (&t, &mask)) in ts.iter().zip(&masks).enumerate() {
-            if counting.as_ref().is_none_or(|c| c.is_valid(row)) {
+        let keep_empty = self.config.mode.strict_order;
+        let batch = EventBatch::of(&self.config, values, filter)?;
+        for (row, (&t, &mask)) in batch.ts.values().iter().zip(&batch.masks).enumerate() {
+            if batch.counts(row) {
                 let group = &mut self.groups[group_indices[row]];
                 group.seen = true;
                 if mask != 0 || keep_empty {
@@ -301,6 +294,33 @@ impl GroupStates for FunnelStates {
             }
         }
         Ok(())
+    }
+
+    /// One list per row, built directly: this is the path of `GROUP BY user_id` over many users.
+    fn convert_to_state(&self, values: &[ArrayRef], filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
+        let keep_empty = self.config.mode.strict_order;
+        let batch = EventBatch::of(&self.config, values, filter)?;
+        let rows = batch.masks.len();
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0i32);
+        let (mut ts, mut masks) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
+        let mut valid = Vec::with_capacity(rows);
+        for (row, (&t, &mask)) in batch.ts.values().iter().zip(&batch.masks).enumerate() {
+            let counts = batch.counts(row);
+            valid.push(counts);
+            if counts && (mask != 0 || keep_empty) {
+                ts.push(t);
+                masks.push(mask as i32);
+            }
+            offsets.push(ts.len() as i32);
+        }
+        let offsets = OffsetBuffer::new(offsets.into());
+        let nulls = valid.iter().any(|v| !v).then(|| NullBuffer::from(valid));
+        let list = |values: ArrayRef| -> ArrayRef {
+            let field = Arc::new(Field::new_list_field(values.data_type().clone(), true));
+            Arc::new(ListArray::new(field, offsets.clone(), values, nulls.clone()))
+        };
+        Ok(vec![list(Arc::new(Int64Array::from(ts))), list(Arc::new(Int32Array::from(masks)))])
     }
 
     fn merge(&mut self, states: &[ArrayRef], group_indices: &[usize]) -> Result<()> {
@@ -376,6 +396,29 @@ impl GroupStates for FunnelStates {
 
     fn size(&self) -> usize {
         self.groups.capacity() * std::mem::size_of::<Events>() + self.heap
+    }
+}
+
+/// A batch of funnel input: raw timestamps, condition bitmasks and the rows that count.
+struct EventBatch {
+    ts: Int64Array,
+    masks: Vec<u32>,
+    counting: Option<NullBuffer>,
+}
+
+impl EventBatch {
+    fn of(config: &FunnelConfig, values: &[ArrayRef], filter: Option<&BooleanArray>) -> Result<Self> {
+        let (ts, _) = raw_ticks(&values[config.ts_index], config.name)?;
+        let conditions: Vec<&BooleanArray> = values[config.ts_index + 1..].iter().map(|c| c.as_boolean()).collect();
+        let masks = condition_masks(&conditions, ts.len());
+        let mut inputs = vec![ts.nulls()];
+        inputs.extend(conditions.iter().map(|c| c.nulls()));
+        let counting = counting_rows(&inputs, filter);
+        Ok(Self { ts, masks, counting })
+    }
+
+    fn counts(&self, row: usize) -> bool {
+        self.counting.as_ref().is_none_or(|c| c.is_valid(row))
     }
 }
 

@@ -38,6 +38,17 @@ pub trait GroupStates: Send + Sync + std::fmt::Debug + Sized + 'static {
 
     /// Bytes held, for DataFusion's memory accounting.
     fn size(&self) -> usize;
+
+    /// Each input row as a state of its own, for when DataFusion skips partial aggregation
+    /// (group keys that barely repeat, such as users). The default goes through a container
+    /// with a group per row; families on that path override it with a direct conversion.
+    fn convert_to_state(&self, values: &[ArrayRef], filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
+        let rows = values.first().map_or(0, |a| a.len());
+        let mut states = self.empty()?;
+        states.resize(rows);
+        states.update(values, &(0..rows).collect::<Vec<_>>(), filter)?;
+        states.state(rows)
+    }
 }
 
 /// The `GROUP BY` accumulator over any [`GroupStates`].
@@ -87,11 +98,7 @@ impl<S: GroupStates> GroupsAccumulator for Grouped<S> {
     /// Each input row as a state of its own, so DataFusion can skip partial aggregation when
     /// the group keys barely repeat.
     fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
-        let rows = values.first().map_or(0, |a| a.len());
-        let mut states = self.0.empty()?;
-        states.resize(rows);
-        states.update(values, &(0..rows).collect::<Vec<_>>(), opt_filter)?;
-        states.state(rows)
+        self.0.convert_to_state(values, opt_filter)
     }
 
     fn size(&self) -> usize {
