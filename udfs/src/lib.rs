@@ -1,7 +1,9 @@
 //! Customer-experience and product metric functions for DataFusion, one metric family per
-//! module: [`survey`] (NPS, CSAT, CES, IQS), [`rates`], [`service`] (helpdesk durations) and
-//! [`customer_base`] (churn, retention), [`clv`] (basic, historical and predictive lifetime value)
-//! and [`clv_models`] (BG/NBD and Gamma-Gamma fitted and scored in SQL).
+//! module: [`survey`] (NPS, CSAT, CES, IQS), [`rates`], [`service`] (helpdesk durations),
+//! [`customer_base`] (churn, retention), [`clv`] (basic, historical and predictive lifetime value),
+//! [`clv_models`] (BG/NBD and Gamma-Gamma fitted and scored in SQL), [`web`] (sessions, pages per
+//! session, session duration, stickiness) and [`funnel`] (ClickHouse-compatible funnels and
+//! retention).
 //!
 //! Every function follows the cxlake function contract: NULL inputs do not count, an aggregate
 //! over no counting rows is NULL, every integer/float/decimal input type is accepted, invalid
@@ -23,9 +25,11 @@ pub mod clv_models;
 pub mod common;
 pub mod customer_base;
 pub mod functions;
+pub mod funnel;
 pub mod rates;
 pub mod service;
 pub mod survey;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -38,7 +42,17 @@ pub use common::{CxlakeOptions, InvalidInput};
 
 /// Every cxlake aggregate function, with the default (`'error'`) invalid-input policy.
 pub fn all_aggregates() -> Vec<Arc<AggregateUDF>> {
-    [survey::all(), rates::all(), service::all(), customer_base::all(), clv::all(), clv_models::all()].concat()
+    [
+        survey::all(),
+        rates::all(),
+        service::all(),
+        customer_base::all(),
+        clv::all(),
+        clv_models::all(),
+        web::all(),
+        funnel::all(),
+    ]
+    .concat()
 }
 
 /// Every cxlake scalar function (model scoring and other per-row functions).
@@ -48,7 +62,7 @@ pub fn all_scalars() -> Vec<Arc<ScalarUDF>> {
 
 /// Every cxlake window function (used with `OVER (...)`).
 pub fn all_windows() -> Vec<Arc<WindowUDF>> {
-    Vec::new()
+    web::windows()
 }
 
 /// The analyzer rule that applies `cxlake.invalid_input` to every cxlake aggregate.

@@ -7,13 +7,10 @@
 
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array};
-use datafusion::arrow::datatypes::{
-    DataType, FieldRef, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
-    TimestampSecondType,
-};
+use datafusion::arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array};
+use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-use datafusion::common::{internal_err, plan_err, Result};
+use datafusion::common::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{AggregateUDFImpl, DocSection, Documentation, Signature, Volatility};
 
@@ -21,6 +18,7 @@ use crate::common::args;
 use crate::common::fold::fold_two;
 use crate::common::kernel::{AccumulatorFactory, Kernel};
 use crate::common::state::{MeanState, MetricState};
+use crate::common::time::{raw_ticks, timestamp_type};
 use crate::common::{InvalidInput, PolicyAware};
 
 /// The helpdesk duration metrics, one [`ServiceFunction`] each.
@@ -95,19 +93,6 @@ impl PolicyAware for ServiceFunction {
     }
 }
 
-/// A timestamp argument keeps its type; a bare NULL becomes a (NULL) timestamp.
-fn timestamp_type(function: &str, signatures: &str, arg: &str, t: &DataType) -> Result<DataType> {
-    match t {
-        DataType::Timestamp(_, _) => Ok(t.clone()),
-        DataType::Null => Ok(DataType::Timestamp(TimeUnit::Nanosecond, None)),
-        DataType::Dictionary(_, value) => timestamp_type(function, signatures, arg, value),
-        other => plan_err!(
-            "{function}: {arg} must be a timestamp (any unit, with or without a time zone), not {other}. \
-             Accepted: {signatures}"
-        ),
-    }
-}
-
 impl AggregateUDFImpl for ServiceFunction {
     fn name(&self) -> &str {
         self.metric.name()
@@ -137,37 +122,6 @@ impl AggregateUDFImpl for ServiceFunction {
     fn documentation(&self) -> Option<&Documentation> {
         Some(documentation(self.metric))
     }
-}
-
-/// Ticks per second of a timestamp unit.
-fn ticks_per_second(unit: &TimeUnit) -> i64 {
-    match unit {
-        TimeUnit::Second => 1,
-        TimeUnit::Millisecond => 1_000,
-        TimeUnit::Microsecond => 1_000_000,
-        TimeUnit::Nanosecond => 1_000_000_000,
-    }
-}
-
-/// A timestamp column's raw values (ticks since the UTC epoch, whatever the zone) as `Int64`,
-/// sharing its buffers, with the ticks per second of its unit.
-fn raw_ticks(array: &ArrayRef, function: &str) -> Result<(Int64Array, i64)> {
-    macro_rules! raw {
-        ($t:ty) => {{
-            let a = array.as_primitive::<$t>();
-            Int64Array::new(a.values().clone(), a.nulls().cloned())
-        }};
-    }
-    let DataType::Timestamp(unit, _) = array.data_type() else {
-        return internal_err!("{function}: unexpected input type {} after coercion", array.data_type());
-    };
-    let raw = match unit {
-        TimeUnit::Second => raw!(TimestampSecondType),
-        TimeUnit::Millisecond => raw!(TimestampMillisecondType),
-        TimeUnit::Microsecond => raw!(TimestampMicrosecondType),
-        TimeUnit::Nanosecond => raw!(TimestampNanosecondType),
-    };
-    Ok((raw, ticks_per_second(unit)))
 }
 
 /// Start and end as raw ticks, with the factors that bring each to the finer of the two units

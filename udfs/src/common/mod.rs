@@ -6,9 +6,12 @@
 pub mod args;
 pub mod collect;
 pub mod fold;
+pub mod groups;
 pub mod kernel;
+pub mod keys;
 pub mod policy;
 pub mod state;
+pub mod time;
 
 pub use policy::{session_policy, CxlakeOptions, InvalidInput, InvalidInputRule, PolicyAware};
 

@@ -1,0 +1,959 @@
+//! Funnels and retention with the semantics of ClickHouse's `windowFunnel` and `retention`.
+//!
+//! [`WindowFunnelFunction`] serves `window_funnel` (the deepest step reached) and
+//! `window_funnel_times` (seconds from step 1 to each step of the chain that reached it). Its
+//! state per group is the group's list of (timestamp, condition bitmask) events: partial states
+//! merge by concatenation and the events are sorted once, when the group is evaluated, so the
+//! result does not depend on partitioning and memory is bounded by the group's event count.
+//! [`RetentionFunction`] keeps one bitmask per group (which conditions ever held).
+//!
+//! The evaluation follows ClickHouse's `AggregateFunctionWindowFunnel.cpp` step by step; the
+//! conformance test (`tests/clickhouse_conformance.rs`) checks it against ClickHouse itself.
+//!
+//! No row value is invalid input here (conditions are true, false or NULL), so these functions do
+//! not take the `cxlake.invalid_input` policy; a bad window or mode fails at planning.
+
+use std::sync::{Arc, LazyLock};
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int32Array, Int64Array, ListArray, UInt8Array,
+};
+use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::{internal_err, plan_err, Result, ScalarValue};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, DocSection, Documentation, GroupsAccumulator, Signature, Volatility,
+};
+use datafusion::physical_expr::expressions::Literal;
+
+use crate::common::args;
+use crate::common::fold::counting_rows;
+use crate::common::groups::{GroupStates, Grouped, Single};
+use crate::common::keys::{int32_lists, int64_lists, list_column, list_field};
+use crate::common::time::{raw_ticks, timestamp_type, type_ticks_per_second};
+
+/// ClickHouse's limit on funnel and retention conditions (one bit each in a `u32`).
+pub const MAX_CONDITIONS: usize = 32;
+
+const FUNNEL_SIGNATURE: &str = "window_funnel(window_seconds, [mode,] ts, cond1, ..., condN): window_seconds a \
+constant number >= 0, mode an optional constant string of comma-separated options (strict_deduplication, \
+strict_order, strict_increase, strict_once, allow_reentry), ts a TIMESTAMP, and 1 to 32 BOOLEAN conditions";
+const TIMES_SIGNATURE: &str = "window_funnel_times(window_seconds, [mode,] ts, cond1, ..., condN): the arguments \
+of window_funnel";
+const RETENTION_SIGNATURE: &str = "retention(cond1, ..., condN) with 1 to 32 BOOLEAN conditions";
+
+/// A condition argument: BOOLEAN; integers are accepted as ClickHouse's UInt8 flags (non-zero
+/// is true), a bare NULL as a NULL condition.
+fn condition_type(function: &str, signatures: &str, index: usize, t: &DataType) -> Result<DataType> {
+    match t {
+        DataType::Boolean | DataType::Null => Ok(DataType::Boolean),
+        t if t.is_integer() => Ok(DataType::Boolean),
+        DataType::Dictionary(_, value) => condition_type(function, signatures, index, value),
+        other => plan_err!("{function}: cond{index} must be a BOOLEAN condition, not {other}. Accepted: {signatures}"),
+    }
+}
+
+fn is_string(t: &DataType) -> bool {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, value) => is_string(value),
+        _ => false,
+    }
+}
+
+/// ClickHouse's `windowFunnel` options.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FunnelMode {
+    /// A repeat of a step already reached ends the search.
+    pub strict_deduplication: bool,
+    /// An event matching no condition, or a step out of order, ends the search.
+    pub strict_order: bool,
+    /// Each step must come strictly later than the previous one.
+    pub strict_increase: bool,
+    /// One row counts for at most one step of a chain.
+    pub strict_once: bool,
+    /// With `strict_order`, a step out of order is skipped instead of ending the search.
+    pub allow_reentry: bool,
+}
+
+impl FunnelMode {
+    /// Parses a comma-separated option list (case-sensitive, as in ClickHouse; blanks and empty
+    /// items are ignored, so `''` is the default mode).
+    pub fn parse(function: &str, text: &str) -> Result<Self> {
+        let mut mode = Self::default();
+        for option in text.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            match option {
+                "strict_deduplication" => mode.strict_deduplication = true,
+                "strict_order" => mode.strict_order = true,
+                "strict_increase" => mode.strict_increase = true,
+                "strict_once" => mode.strict_once = true,
+                "allow_reentry" => mode.allow_reentry = true,
+                "strict" => return plan_err!("{function}: mode 'strict' is now called 'strict_deduplication'"),
+                other => {
+                    return plan_err!(
+                        "{function}: unknown mode option '{other}'; the options are strict_deduplication, \
+                         strict_order, strict_increase, strict_once and allow_reentry, comma separated"
+                    )
+                }
+            }
+        }
+        if mode.allow_reentry && !mode.strict_order {
+            return plan_err!(
+                "{function}: the allow_reentry option requires strict_order (mode 'strict_order, allow_reentry')"
+            );
+        }
+        Ok(mode)
+    }
+}
+
+/// `window_funnel` and `window_funnel_times` as a DataFusion aggregate.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WindowFunnelFunction {
+    times: bool,
+    signature: Signature,
+}
+
+impl WindowFunnelFunction {
+    pub fn new(times: bool) -> Self {
+        Self { times, signature: Signature::user_defined(Volatility::Immutable) }
+    }
+
+    fn function(&self) -> &'static str {
+        if self.times {
+            "window_funnel_times"
+        } else {
+            "window_funnel"
+        }
+    }
+
+    fn signatures(&self) -> &'static str {
+        if self.times {
+            TIMES_SIGNATURE
+        } else {
+            FUNNEL_SIGNATURE
+        }
+    }
+
+    /// The funnel as this call configures it, from its constant arguments.
+    fn config(&self, args: &AccumulatorArgs) -> Result<FunnelConfig> {
+        let name = self.function();
+        let Some(window) = args::constant_f64(args, 0, name, "window_seconds")? else {
+            return plan_err!("{name}: missing window_seconds. Accepted: {}", self.signatures());
+        };
+        if window < 0.0 {
+            return plan_err!("{name}: window_seconds must be >= 0, not {window}");
+        }
+        let has_mode = args.expr_fields.get(1).is_some_and(|f| is_string(f.data_type()));
+        let mode = if has_mode {
+            let any: &dyn std::any::Any = args.exprs[1].as_ref();
+            match any.downcast_ref::<Literal>().map(|l| l.value()) {
+                Some(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s))) => {
+                    FunnelMode::parse(name, s)?
+                }
+                _ => return plan_err!("{name}: mode must be a constant string, not {}", args.exprs[1]),
+            }
+        } else {
+            FunnelMode::default()
+        };
+        let ts_index = 1 + has_mode as usize;
+        let per_second = type_ticks_per_second(args.expr_fields[ts_index].data_type(), name)?;
+        let window_ticks = (window * per_second as f64).floor();
+        let window_ticks = if window_ticks >= i64::MAX as f64 { i64::MAX } else { window_ticks as i64 };
+        Ok(FunnelConfig {
+            name,
+            times: self.times,
+            mode,
+            window: window_ticks,
+            per_second,
+            ts_index,
+            conditions: args.exprs.len() - ts_index - 1,
+        })
+    }
+
+    fn states(&self, args: &AccumulatorArgs) -> Result<FunnelStates> {
+        Ok(FunnelStates { config: Arc::new(self.config(args)?), groups: Vec::new(), heap: 0 })
+    }
+}
+
+impl AggregateUDFImpl for WindowFunnelFunction {
+    fn name(&self) -> &str {
+        self.function()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, types: &[DataType]) -> Result<Vec<DataType>> {
+        let (name, sigs) = (self.function(), self.signatures());
+        let has_mode = types.get(1).is_some_and(is_string);
+        let first_condition = 2 + has_mode as usize;
+        args::arity(name, sigs, types, first_condition + 1, first_condition + MAX_CONDITIONS)?;
+        let mut coerced = vec![args::float(name, sigs, "window_seconds", &types[0])?];
+        if has_mode {
+            coerced.push(DataType::Utf8);
+        }
+        coerced.push(timestamp_type(name, sigs, "ts", &types[first_condition - 1])?);
+        for (i, t) in types[first_condition..].iter().enumerate() {
+            coerced.push(condition_type(name, sigs, i + 1, t)?);
+        }
+        Ok(coerced)
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(if self.times { times_type() } else { DataType::UInt8 })
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(Single::new(self.states(&args)?)))
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(Grouped(self.states(&args)?)))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(vec![list_field(args.name, "ts", DataType::Int64), list_field(args.name, "conditions", DataType::Int32)])
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(if self.times { &TIMES_DOC } else { &FUNNEL_DOC })
+    }
+}
+
+fn times_type() -> DataType {
+    DataType::List(Arc::new(Field::new_list_field(DataType::Float64, true)))
+}
+
+/// One call's funnel: its mode, window and argument layout.
+#[derive(Debug)]
+struct FunnelConfig {
+    name: &'static str,
+    times: bool,
+    mode: FunnelMode,
+    /// The window in ticks of the timestamp's unit (fractions of a tick rounded down: a gap
+    /// is a whole number of ticks, so `gap <= window` is unchanged).
+    window: i64,
+    per_second: i64,
+    ts_index: usize,
+    conditions: usize,
+}
+
+/// One group's events: (timestamp ticks, bitmask of the conditions the row met). Rows meeting
+/// no condition are kept only under `strict_order`, where they interrupt a chain.
+#[derive(Debug, Default, Clone)]
+struct Events {
+    /// Whether any row counted (non-NULL timestamp and conditions, selected by FILTER).
+    seen: bool,
+    events: Vec<(i64, u32)>,
+}
+
+#[derive(Debug)]
+struct FunnelStates {
+    config: Arc<FunnelConfig>,
+    groups: Vec<Events>,
+    /// Bytes of the groups' event lists, kept up to date so that `size` is O(1).
+    heap: usize,
+}
+
+const EVENT_BYTES: usize = std::mem::size_of::<(i64, u32)>();
+
+impl Events {
+    /// Appends events and returns the bytes this allocated.
+    fn extend(&mut self, events: impl IntoIterator<Item = (i64, u32)>) -> usize {
+        let before = self.events.capacity();
+        self.events.extend(events);
+        (self.events.capacity() - before) * EVENT_BYTES
+    }
+}
+
+impl GroupStates for FunnelStates {
+    fn empty(&self) -> Result<Self> {
+        Ok(Self { config: Arc::clone(&self.config), groups: Vec::new(), heap: 0 })
+    }
+
+    fn resize(&mut self, groups: usize) {
+        self.groups.resize_with(groups, Events::default);
+    }
+
+    fn update(&mut self, values: &[ArrayRef], group_indices: &[usize], filter: Option<&BooleanArray>) -> Result<()> {
+        let keep_empty = self.config.mode.strict_order;
+        let batch = EventBatch::of(&self.config, values, filter)?;
+        for (row, (&t, &mask)) in batch.ts.values().iter().zip(&batch.masks).enumerate() {
+            if batch.counts(row) {
+                let group = &mut self.groups[group_indices[row]];
+                group.seen = true;
+                if mask != 0 || keep_empty {
+                    self.heap += group.extend([(t, mask)]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One list per row, built directly: this is the path of `GROUP BY user_id` over many users.
+    fn convert_to_state(&self, values: &[ArrayRef], filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
+        let keep_empty = self.config.mode.strict_order;
+        let batch = EventBatch::of(&self.config, values, filter)?;
+        let rows = batch.masks.len();
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0i32);
+        let (mut ts, mut masks) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
+        let mut valid = Vec::with_capacity(rows);
+        for (row, (&t, &mask)) in batch.ts.values().iter().zip(&batch.masks).enumerate() {
+            let counts = batch.counts(row);
+            valid.push(counts);
+            if counts && (mask != 0 || keep_empty) {
+                ts.push(t);
+                masks.push(mask as i32);
+            }
+            offsets.push(ts.len() as i32);
+        }
+        let offsets = OffsetBuffer::new(offsets.into());
+        let nulls = valid.iter().any(|v| !v).then(|| NullBuffer::from(valid));
+        let list = |values: ArrayRef| -> ArrayRef {
+            let field = Arc::new(Field::new_list_field(values.data_type().clone(), true));
+            Arc::new(ListArray::new(field, offsets.clone(), values, nulls.clone()))
+        };
+        Ok(vec![list(Arc::new(Int64Array::from(ts))), list(Arc::new(Int32Array::from(masks)))])
+    }
+
+    fn merge(&mut self, states: &[ArrayRef], group_indices: &[usize]) -> Result<()> {
+        let ts_lists = list_column(states, 0)?;
+        let mask_lists = list_column(states, 1)?;
+        let ts = ts_lists.values().as_primitive_opt::<datafusion::arrow::datatypes::Int64Type>();
+        let masks = mask_lists.values().as_primitive_opt::<datafusion::arrow::datatypes::Int32Type>();
+        let (Some(ts), Some(masks)) = (ts, masks) else {
+            return internal_err!("{}: unexpected state columns", self.config.name);
+        };
+        let (ts, masks) = (ts.values(), masks.values());
+        for (row, &g) in group_indices.iter().enumerate() {
+            if ts_lists.is_null(row) {
+                continue;
+            }
+            let group = &mut self.groups[g];
+            group.seen = true;
+            let (start, end) = (ts_lists.value_offsets()[row] as usize, ts_lists.value_offsets()[row + 1] as usize);
+            let mask_start = mask_lists.value_offsets()[row] as usize;
+            self.heap += group.extend(
+                ts[start..end].iter().zip(&masks[mask_start..mask_start + end - start]).map(|(&t, &m)| (t, m as u32)),
+            );
+        }
+        Ok(())
+    }
+
+    fn evaluate(&self, groups: usize) -> Result<ArrayRef> {
+        let mut search = Search::new(&self.config);
+        if self.config.times {
+            let mut offsets = vec![0i32];
+            let mut values = Vec::new();
+            let mut valid = Vec::with_capacity(groups);
+            for group in &self.groups[..groups] {
+                valid.push(group.seen);
+                if group.seen {
+                    let (level, chain) = search.run(&group.events);
+                    let start = chain.first().copied().unwrap_or_default();
+                    let per_second = self.config.per_second as f64;
+                    values.extend(
+                        chain[..level as usize].iter().map(|&t| (t as i128 - start as i128) as f64 / per_second),
+                    );
+                }
+                offsets.push(values.len() as i32);
+            }
+            let field = Arc::new(Field::new_list_field(DataType::Float64, true));
+            let nulls = valid.iter().any(|v| !v).then(|| NullBuffer::from(valid));
+            let values = Arc::new(Float64Array::from(values));
+            Ok(Arc::new(ListArray::new(field, OffsetBuffer::new(offsets.into()), values, nulls)))
+        } else {
+            let levels: UInt8Array =
+                self.groups[..groups].iter().map(|group| group.seen.then(|| search.run(&group.events).0)).collect();
+            Ok(Arc::new(levels))
+        }
+    }
+
+    fn state(&self, groups: usize) -> Result<Vec<ArrayRef>> {
+        let groups = &self.groups[..groups];
+        let seen = |g: &&Events| g.seen;
+        Ok(vec![
+            int64_lists(groups.iter().map(|g| seen(&g).then(|| g.events.iter().map(|e| e.0)))),
+            int32_lists(groups.iter().map(|g| seen(&g).then(|| g.events.iter().map(|e| e.1 as i32)))),
+        ])
+    }
+
+    fn drop_first(&mut self, groups: usize) {
+        let freed: usize = self.groups.drain(..groups).map(|g| g.events.capacity() * EVENT_BYTES).sum();
+        self.heap -= freed;
+    }
+
+    fn groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    fn size(&self) -> usize {
+        self.groups.capacity() * std::mem::size_of::<Events>() + self.heap
+    }
+}
+
+/// A batch of funnel input: raw timestamps, condition bitmasks and the rows that count.
+struct EventBatch {
+    ts: Int64Array,
+    masks: Vec<u32>,
+    counting: Option<NullBuffer>,
+}
+
+impl EventBatch {
+    fn of(config: &FunnelConfig, values: &[ArrayRef], filter: Option<&BooleanArray>) -> Result<Self> {
+        let (ts, _) = raw_ticks(&values[config.ts_index], config.name)?;
+        let conditions: Vec<&BooleanArray> = values[config.ts_index + 1..].iter().map(|c| c.as_boolean()).collect();
+        let masks = condition_masks(&conditions, ts.len());
+        let mut inputs = vec![ts.nulls()];
+        inputs.extend(conditions.iter().map(|c| c.nulls()));
+        let counting = counting_rows(&inputs, filter);
+        Ok(Self { ts, masks, counting })
+    }
+
+    fn counts(&self, row: usize) -> bool {
+        self.counting.as_ref().is_none_or(|c| c.is_valid(row))
+    }
+}
+
+/// Per row, the bitmask of the conditions that are true (bit k for condition k + 1).
+fn condition_masks(conditions: &[&BooleanArray], rows: usize) -> Vec<u32> {
+    let mut masks = vec![0u32; rows];
+    for (k, condition) in conditions.iter().enumerate() {
+        let bit = 1u32 << k;
+        for row in condition.values().set_indices() {
+            masks[row] |= bit;
+        }
+    }
+    masks
+}
+
+/// One event of the search: timestamp, step (1..=N, 0 for a row matching no condition), the
+/// tie order of its row among rows with the same timestamp and step ([`tie_order`]), and the row
+/// it came from (ClickHouse's `unique_id`, so that `strict_once` uses a row once per chain).
+type Event = (i64, u8, u32, u32);
+
+/// Among events with the same timestamp and step, rows meeting earlier conditions come first
+/// (compared as the tuple (cond1, cond2, ...), true before false).
+///
+/// ClickHouse takes such rows in the order they reach the aggregate, which depends on how the
+/// data was split between threads; only `strict_once` with `strict_deduplication` can tell the
+/// difference. A fixed order keeps cxlake's results independent of partitioning, and equals
+/// ClickHouse's when ClickHouse reads the rows in this order (as the conformance test does).
+fn tie_order(mask: u32) -> u32 {
+    !mask.reverse_bits()
+}
+
+/// A chain under construction in `strict_once` mode.
+#[derive(Clone, Copy)]
+struct Sequence {
+    first: i64,
+    last: i64,
+    rows: [u32; MAX_CONDITIONS],
+    chain: [i64; MAX_CONDITIONS],
+}
+
+/// The funnel search over one group's events, reusing its buffers across groups.
+struct Search<'a> {
+    config: &'a FunnelConfig,
+    events: Vec<Event>,
+}
+
+impl<'a> Search<'a> {
+    fn new(config: &'a FunnelConfig) -> Self {
+        Self { config, events: Vec::new() }
+    }
+
+    /// The deepest level reached and the timestamps of the chain that reached it.
+    fn run(&mut self, rows: &[(i64, u32)]) -> (u8, Vec<i64>) {
+        let n = self.config.conditions;
+        let mode = self.config.mode;
+        if rows.is_empty() {
+            return (0, Vec::new());
+        }
+        // ClickHouse answers 1 for a single condition without searching (rows hold only matches
+        // outside strict_order).
+        if !mode.strict_order && n == 1 {
+            let first = rows.iter().map(|r| r.0).min().unwrap_or_default();
+            return (1, vec![first]);
+        }
+        // One event per (row, condition met), sorted by timestamp, then step (as ClickHouse's
+        // sort of (timestamp, step) pairs), then a fixed order of rows.
+        self.events.clear();
+        for (row, &(ts, mask)) in rows.iter().enumerate() {
+            let tie = tie_order(mask);
+            if mask == 0 {
+                self.events.push((ts, 0, tie, row as u32));
+            }
+            let mut bits = mask;
+            while bits != 0 {
+                let k = bits.trailing_zeros();
+                self.events.push((ts, k as u8 + 1, tie, row as u32));
+                bits &= bits - 1;
+            }
+        }
+        self.events.sort_unstable();
+        if mode.strict_once {
+            self.strict_once()
+        } else {
+            self.greedy()
+        }
+    }
+
+    fn in_window(&self, first: i64, ts: i64) -> bool {
+        ts as i128 <= first as i128 + self.config.window as i128
+    }
+
+    /// ClickHouse's `getEventLevelNonStrictOnce`: one chain per level, each new step-1 event
+    /// restarting level 1, each step extending the chain of the level below when in the window.
+    fn greedy(&self) -> (u8, Vec<i64>) {
+        let n = self.config.conditions;
+        let mode = self.config.mode;
+        let mut reached = [false; MAX_CONDITIONS];
+        let mut first = [0i64; MAX_CONDITIONS];
+        let mut last = [0i64; MAX_CONDITIONS];
+        let mut chains = vec![[0i64; MAX_CONDITIONS]; if self.config.times { n } else { 0 }];
+        let deepest = |reached: &[bool; MAX_CONDITIONS]| reached[..n].iter().rposition(|r| *r).map_or(0, |i| i + 1);
+        let result = |level: usize, chains: &[[i64; MAX_CONDITIONS]]| {
+            let chain = if level > 0 && !chains.is_empty() { chains[level - 1][..level].to_vec() } else { Vec::new() };
+            (level as u8, chain)
+        };
+        let mut started = false;
+        for &(ts, step, _, _) in &self.events {
+            if step == 0 {
+                // Only under strict_order: a row matching no condition ends the search.
+                if started {
+                    break;
+                }
+                continue;
+            }
+            let idx = step as usize - 1;
+            if idx == 0 {
+                reached[0] = true;
+                (first[0], last[0]) = (ts, ts);
+                if let Some(c) = chains.first_mut() {
+                    c[0] = ts;
+                }
+                started = true;
+            } else if mode.strict_deduplication && reached[idx] {
+                return result(deepest(&reached), &chains);
+            } else if mode.strict_order && started && !reached[idx - 1] {
+                if mode.allow_reentry {
+                    continue;
+                }
+                let level = reached[..n].iter().position(|r| !r).unwrap_or(n);
+                return result(level, &chains);
+            } else if reached[idx - 1] {
+                let start = first[idx - 1];
+                let mut matched = self.in_window(start, ts);
+                if mode.strict_increase {
+                    matched &= last[idx - 1] < ts;
+                }
+                if matched {
+                    reached[idx] = true;
+                    (first[idx], last[idx]) = (start, ts);
+                    if !chains.is_empty() {
+                        let below = chains[idx - 1];
+                        chains[idx][..idx].copy_from_slice(&below[..idx]);
+                        chains[idx][idx] = ts;
+                    }
+                    if idx + 1 == n {
+                        return result(n, &chains);
+                    }
+                }
+            }
+        }
+        result(deepest(&reached), &chains)
+    }
+
+    /// ClickHouse's `getEventLevelStrictOnce`: every chain is kept (one row may meet several
+    /// conditions, and which chain will go further is not known yet), and a chain never uses
+    /// the same row twice.
+    fn strict_once(&self) -> (u8, Vec<i64>) {
+        let n = self.config.conditions;
+        let mode = self.config.mode;
+        let mut levels: Vec<Vec<Sequence>> = vec![Vec::new(); n];
+        let deepest = |levels: &[Vec<Sequence>]| levels.iter().rposition(|l| !l.is_empty()).map_or(0, |i| i + 1);
+        let result = |level: usize, levels: &[Vec<Sequence>]| {
+            let chain = match level {
+                0 => Vec::new(),
+                _ => levels[level - 1].last().map_or_else(Vec::new, |s| s.chain[..level].to_vec()),
+            };
+            (level as u8, chain)
+        };
+        let mut started = false;
+        for &(ts, step, _, row) in &self.events {
+            if step == 0 {
+                if started {
+                    break;
+                }
+                continue;
+            }
+            let idx = step as usize - 1;
+            if idx == 0 {
+                let mut sequence =
+                    Sequence { first: ts, last: ts, rows: [0; MAX_CONDITIONS], chain: [0; MAX_CONDITIONS] };
+                sequence.rows[0] = row;
+                sequence.chain[0] = ts;
+                levels[0].push(sequence);
+                started = true;
+            } else if mode.strict_deduplication && !levels[idx].is_empty() {
+                return result(deepest(&levels), &levels);
+            } else if mode.strict_order && started && levels[idx - 1].is_empty() {
+                if mode.allow_reentry {
+                    continue;
+                }
+                let level = levels.iter().position(|l| l.is_empty()).unwrap_or(n);
+                return result(level, &levels);
+            } else if !levels[idx - 1].is_empty() {
+                let (below, above) = levels.split_at_mut(idx);
+                let previous = &mut below[idx - 1];
+                // ClickHouse drops the chains whose window has passed, keeping at least one:
+                // the last one when every chain is out of the window.
+                if previous.iter().any(|s| self.in_window(s.first, ts)) {
+                    previous.retain(|s| self.in_window(s.first, ts));
+                } else {
+                    let keep = previous.len() - 1;
+                    previous.drain(..keep);
+                    continue;
+                }
+                for s in previous.iter() {
+                    if s.rows[..idx].contains(&row) || (mode.strict_increase && s.last >= ts) {
+                        continue;
+                    }
+                    let mut next = *s;
+                    next.last = ts;
+                    next.rows[idx] = row;
+                    next.chain[idx] = ts;
+                    above[0].push(next);
+                    if idx + 1 == n {
+                        return result(n, &levels);
+                    }
+                }
+            }
+        }
+        result(deepest(&levels), &levels)
+    }
+}
+
+/// `retention` as a DataFusion aggregate.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RetentionFunction {
+    signature: Signature,
+}
+
+impl Default for RetentionFunction {
+    fn default() -> Self {
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
+    }
+}
+
+impl AggregateUDFImpl for RetentionFunction {
+    fn name(&self) -> &str {
+        "retention"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, types: &[DataType]) -> Result<Vec<DataType>> {
+        args::arity("retention", RETENTION_SIGNATURE, types, 1, MAX_CONDITIONS)?;
+        types.iter().enumerate().map(|(i, t)| condition_type("retention", RETENTION_SIGNATURE, i + 1, t)).collect()
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::List(Arc::new(Field::new_list_field(DataType::UInt8, true))))
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(Single::new(RetentionStates::new(args.exprs.len()))))
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(Grouped(RetentionStates::new(args.exprs.len()))))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(vec![Arc::new(Field::new(format!("{}[conditions]", args.name), DataType::Int64, true))])
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(&RETENTION_DOC)
+    }
+}
+
+/// Per group, the bitmask of the conditions that held on some counting row; `None` while no
+/// row counted.
+#[derive(Debug)]
+struct RetentionStates {
+    conditions: usize,
+    groups: Vec<Option<u32>>,
+}
+
+impl RetentionStates {
+    fn new(conditions: usize) -> Self {
+        Self { conditions, groups: Vec::new() }
+    }
+}
+
+impl GroupStates for RetentionStates {
+    fn empty(&self) -> Result<Self> {
+        Ok(Self::new(self.conditions))
+    }
+
+    fn resize(&mut self, groups: usize) {
+        self.groups.resize(groups, None);
+    }
+
+    fn update(&mut self, values: &[ArrayRef], group_indices: &[usize], filter: Option<&BooleanArray>) -> Result<()> {
+        let conditions: Vec<&BooleanArray> = values.iter().map(|c| c.as_boolean()).collect();
+        let rows = group_indices.len();
+        let masks = condition_masks(&conditions, rows);
+        let inputs: Vec<_> = conditions.iter().map(|c| c.nulls()).collect();
+        let counting = counting_rows(&inputs, filter);
+        for (row, (&g, &mask)) in group_indices.iter().zip(&masks).enumerate() {
+            if counting.as_ref().is_none_or(|c| c.is_valid(row)) {
+                *self.groups[g].get_or_insert(0) |= mask;
+            }
+        }
+        Ok(())
+    }
+
+    fn merge(&mut self, states: &[ArrayRef], group_indices: &[usize]) -> Result<()> {
+        let Some(masks) = states.first().and_then(|s| s.as_primitive_opt::<datafusion::arrow::datatypes::Int64Type>())
+        else {
+            return internal_err!("retention: unexpected state columns");
+        };
+        for (row, &g) in group_indices.iter().enumerate() {
+            if masks.is_valid(row) {
+                *self.groups[g].get_or_insert(0) |= masks.value(row) as u32;
+            }
+        }
+        Ok(())
+    }
+
+    fn evaluate(&self, groups: usize) -> Result<ArrayRef> {
+        let n = self.conditions;
+        let mut values = Vec::with_capacity(groups * n);
+        let mut offsets = vec![0i32];
+        for mask in &self.groups[..groups] {
+            if let Some(mask) = mask {
+                let first = mask & 1;
+                values.push(first as u8);
+                values.extend((1..n).map(|k| (first & (mask >> k) & 1) as u8));
+            }
+            offsets.push(values.len() as i32);
+        }
+        let nulls = self.groups[..groups]
+            .iter()
+            .any(Option::is_none)
+            .then(|| NullBuffer::from(self.groups[..groups].iter().map(Option::is_some).collect::<Vec<_>>()));
+        let field = Arc::new(Field::new_list_field(DataType::UInt8, true));
+        Ok(Arc::new(ListArray::new(
+            field,
+            OffsetBuffer::new(offsets.into()),
+            Arc::new(UInt8Array::from(values)),
+            nulls,
+        )))
+    }
+
+    fn state(&self, groups: usize) -> Result<Vec<ArrayRef>> {
+        Ok(vec![Arc::new(self.groups[..groups].iter().map(|m| m.map(|m| m as i64)).collect::<Int64Array>())])
+    }
+
+    fn drop_first(&mut self, groups: usize) {
+        self.groups.drain(..groups);
+    }
+
+    fn groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    fn size(&self) -> usize {
+        self.groups.capacity() * std::mem::size_of::<Option<u32>>()
+    }
+}
+
+const SECTION: DocSection = DocSection {
+    include: true,
+    label: "Funnels and retention",
+    description: Some(
+        "Conversion funnels and retention, with the semantics of ClickHouse's windowFunnel and retention.",
+    ),
+};
+
+const FUNNEL_RULES: &str = "Semantics are ClickHouse's windowFunnel, checked against ClickHouse by the test suite. \
+Events are taken in timestamp order (within one timestamp, in step order); a step-1 event starts a chain (a later \
+step-1 event restarts it), and an event of step k extends the chain that reached step k − 1 when its timestamp is at \
+most window_seconds after that chain's step-1 event (the bound is inclusive). One row meeting several conditions \
+counts for each of them (for consecutive steps too), unless the mode has strict_once. Rows with the same timestamp \
+and step are taken in a fixed order, rows meeting earlier conditions first, so results do not depend on partitioning \
+(ClickHouse takes them in arrival order; only strict_once with strict_deduplication can tell). Modes, comma separated: \
+strict_deduplication (a repeat of a step already reached ends the search), strict_order (a row meeting no condition, \
+or a step whose previous step was not reached, ends the search), strict_increase (each step strictly later than the \
+previous one), strict_once (a row counts for one step of a chain), allow_reentry (with strict_order only: out-of-order \
+steps are skipped instead of ending the search). A row whose timestamp or any condition is NULL does not count \
+(ClickHouse skips such rows too); a group with no counting rows gives NULL (ClickHouse gives 0 on an empty table). \
+The window and the mode must be constants.";
+
+static FUNNEL_DOC: LazyLock<Documentation> = LazyLock::new(|| {
+    Documentation::builder(
+        SECTION,
+        format!("The deepest step of a conversion funnel reached within a time window, as UINT8 from 0 to the number of conditions. {FUNNEL_RULES}"),
+        "window_funnel(window_seconds, [mode,] ts, cond1, ..., condN)",
+    )
+    .with_argument("window_seconds", "The longest time, in seconds, from a chain's step 1 to its last step: a constant number >= 0 (fractions allowed).")
+    .with_argument("mode", "Optional constant string of comma-separated options: strict_deduplication, strict_order, strict_increase, strict_once, allow_reentry.")
+    .with_argument("ts", "The event time: a timestamp of any unit, with or without a time zone.")
+    .with_argument("cond1, ..., condN", "1 to 32 BOOLEAN conditions, one per funnel step (integers are read as flags, non-zero true).")
+    .with_sql_example(
+        "SELECT user_id, window_funnel(3600, ts, event = 'page_view', event = 'add_to_cart', event = 'purchase') AS level\n\
+         FROM clickstream GROUP BY user_id;\n\
+         -- page_view 10:00, add_to_cart 10:20, purchase 11:05: 11:05 is more than 3600 s after 10:00, level 2",
+    )
+    .with_related_udf("window_funnel_times")
+    .with_related_udf("retention")
+    .build()
+});
+
+static TIMES_DOC: LazyLock<Documentation> = LazyLock::new(|| {
+    Documentation::builder(
+        SECTION,
+        format!("Seconds from step 1 to each funnel step reached, as LIST<DOUBLE>, for the chain that reached window_funnel's deepest step. Element k is the time from step 1 to step k (element 1 is 0), the list is as long as the level reached (empty at level 0), so conversion times per step and drop-off are plain SQL over it. The chain is the one ClickHouse's search ends on: the latest to reach the deepest step. Takes window_funnel's arguments. {FUNNEL_RULES}"),
+        "window_funnel_times(window_seconds, [mode,] ts, cond1, ..., condN)",
+    )
+    .with_argument("window_seconds", "The longest time, in seconds, from a chain's step 1 to its last step: a constant number >= 0.")
+    .with_argument("mode", "Optional constant string of comma-separated window_funnel options.")
+    .with_argument("ts", "The event time: a timestamp of any unit, with or without a time zone.")
+    .with_argument("cond1, ..., condN", "1 to 32 BOOLEAN conditions, one per funnel step.")
+    .with_sql_example(
+        "SELECT user_id, window_funnel_times(3600, ts, event = 'page_view', event = 'add_to_cart', event = 'purchase') AS t\n\
+         FROM clickstream GROUP BY user_id;\n\
+         -- page_view 10:00, add_to_cart 10:20, purchase 10:50: [0, 1200, 3000]; t[3] is the time to purchase",
+    )
+    .with_related_udf("window_funnel")
+    .build()
+});
+
+static RETENTION_DOC: LazyLock<Documentation> = LazyLock::new(|| {
+    Documentation::builder(
+        SECTION,
+        "Retention flags, as ClickHouse's retention computes them: a LIST<UINT8> of N 0/1 values. Element 1 is whether cond1 held on some row, element k whether cond1 and condk each held on some row (not necessarily the same one). Group by user for per-user flags, then average them for cohort retention rates. A row with a NULL condition does not count (ClickHouse skips such rows too); a group with no counting rows gives NULL (ClickHouse gives a list of zeros). One condition is accepted (ClickHouse needs two).",
+        "retention(cond1, ..., condN)",
+    )
+    .with_argument("cond1", "The cohort condition (for example, active on the first day): a BOOLEAN.")
+    .with_argument("cond2, ..., condN", "Up to 31 more BOOLEAN conditions (for example, active on day 1, day 7).")
+    .with_sql_example(
+        "SELECT user_id, retention(day = DATE '2025-06-01', day = DATE '2025-06-02', day = DATE '2025-06-08') AS r\n\
+         FROM clickstream GROUP BY user_id;\n\
+         -- active on June 1 and 8, not June 2: [1, 0, 1]",
+    )
+    .with_related_udf("window_funnel")
+    .build()
+});
+
+/// The aggregates of this module.
+pub fn all() -> Vec<Arc<AggregateUDF>> {
+    vec![udaf(Kind::Funnel), udaf(Kind::Times), udaf(Kind::Retention)]
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Funnel,
+    Times,
+    Retention,
+}
+
+fn udaf(kind: Kind) -> Arc<AggregateUDF> {
+    static UDAFS: LazyLock<[Arc<AggregateUDF>; 3]> = LazyLock::new(|| {
+        [
+            Arc::new(AggregateUDF::new_from_impl(WindowFunnelFunction::new(false))),
+            Arc::new(AggregateUDF::new_from_impl(WindowFunnelFunction::new(true))),
+            Arc::new(AggregateUDF::new_from_impl(RetentionFunction::default())),
+        ]
+    });
+    Arc::clone(&UDAFS[kind as usize])
+}
+
+/// Expression builders for this module.
+pub mod expr {
+    use datafusion::logical_expr::{lit, Expr};
+
+    use super::{udaf, Kind};
+
+    fn funnel_args(window_seconds: f64, mode: Option<&str>, ts: Expr, conditions: Vec<Expr>) -> Vec<Expr> {
+        let mut args = vec![lit(window_seconds)];
+        args.extend(mode.map(lit));
+        args.push(ts);
+        args.extend(conditions);
+        args
+    }
+
+    /// `window_funnel(window_seconds, [mode,] ts, cond1, ...)`: the deepest funnel step reached.
+    pub fn window_funnel(window_seconds: f64, mode: Option<&str>, ts: Expr, conditions: Vec<Expr>) -> Expr {
+        udaf(Kind::Funnel).call(funnel_args(window_seconds, mode, ts, conditions))
+    }
+
+    /// `window_funnel_times(window_seconds, [mode,] ts, cond1, ...)`: seconds from step 1 to each step.
+    pub fn window_funnel_times(window_seconds: f64, mode: Option<&str>, ts: Expr, conditions: Vec<Expr>) -> Expr {
+        udaf(Kind::Times).call(funnel_args(window_seconds, mode, ts, conditions))
+    }
+
+    /// `retention(cond1, ...)`: ClickHouse's retention flags.
+    pub fn retention(conditions: Vec<Expr>) -> Expr {
+        udaf(Kind::Retention).call(conditions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_like_clickhouse() {
+        let mode = FunnelMode::parse("window_funnel", " strict_order , allow_reentry,strict_once").unwrap();
+        assert!(mode.strict_order && mode.allow_reentry && mode.strict_once);
+        assert!(!mode.strict_deduplication && !mode.strict_increase);
+        assert_eq!(FunnelMode::parse("window_funnel", "").unwrap(), FunnelMode::default());
+        let error = |text: &str| FunnelMode::parse("window_funnel", text).unwrap_err().to_string();
+        assert!(error("allow_reentry").contains("requires strict_order"));
+        assert!(error("strict").contains("strict_deduplication"));
+        assert!(error("Strict_Order").contains("unknown mode option 'Strict_Order'"));
+    }
+
+    #[test]
+    fn ties_put_rows_meeting_earlier_conditions_first() {
+        // (cond1, cond2) = (true, true) < (true, false) < (false, true) < (false, false)
+        let order = [0b11, 0b01, 0b10, 0b00].map(tie_order);
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+    }
+
+    fn search(mode: FunnelMode, conditions: usize, window: i64, rows: &[(i64, u32)]) -> (u8, Vec<i64>) {
+        let config =
+            FunnelConfig { name: "window_funnel", times: true, mode, window, per_second: 1, ts_index: 1, conditions };
+        Search::new(&config).run(rows)
+    }
+
+    #[test]
+    fn the_chain_that_reached_the_deepest_level_is_reported() {
+        // A@0 B@10 A@50 C@120, window 100: the restart at 50 leaves step 2 on the chain from 0.
+        let rows = [(0, 0b001), (10, 0b010), (50, 0b001), (120, 0b100)];
+        assert_eq!(search(FunnelMode::default(), 3, 100, &rows), (2, vec![0, 10]));
+        // strict_once keeps every chain: the same answer.
+        let once = FunnelMode { strict_once: true, ..FunnelMode::default() };
+        assert_eq!(search(once, 3, 100, &rows), (2, vec![0, 10]));
+        // No events: level 0, no chain.
+        assert_eq!(search(FunnelMode::default(), 3, 100, &[]), (0, vec![]));
+    }
+}
