@@ -268,9 +268,10 @@ impl Lake {
         self.ctx.sql(sql).await
     }
 
-    /// Runs one SQL statement and collects its rows.
+    /// Runs one SQL statement and collects its rows, as [`Lake::execute`] does (committed
+    /// writes, corrupt files named in errors).
     pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
-        self.sql(sql).await?.collect().await
+        Ok(self.execute(sql).await?.batches)
     }
 
     /// Runs one statement and streams its rows as they are computed.
