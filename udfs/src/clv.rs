@@ -6,12 +6,11 @@ use std::collections::HashSet;
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Float64Array, Int64Array, ListArray, TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, TimestampMicrosecondArray,
 };
-use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
+use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type, Int64Type, TimeUnit};
-use datafusion::arrow::row::{RowConverter, SortField};
-use datafusion::common::{exec_err, internal_err, plan_err, Result, ScalarValue};
+use datafusion::common::{exec_err, internal_err, plan_err, Result};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
     AggregateUDF, AggregateUDFImpl, ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDF,
@@ -21,8 +20,11 @@ use datafusion::logical_expr::{
 use crate::common::collect::{Collector, CollectorFactory};
 use crate::common::fold::{counting_rows, fold_two};
 use crate::common::kernel::{AccumulatorFactory, Kernel};
+use crate::common::keys::{binary_list_field, binary_lists, check_key_type, KeyEncoder};
 use crate::common::state::{MeanState, MetricState};
-use crate::common::{args, fmt_f64, invalid_input_error, session_policy, InvalidInput, InvalidInputRule, PolicyAware};
+use crate::common::{
+    args, columnar_result, fmt_f64, invalid_input_error, session_policy, InvalidInput, InvalidInputRule, PolicyAware,
+};
 
 const SECTION: DocSection = DocSection {
     include: true,
@@ -91,12 +93,7 @@ impl ScalarUDFImpl for BasicClv {
                 Some(_) => out.push(None),
             }
         }
-        let result: ArrayRef = Arc::new(Float64Array::from(out));
-        Ok(if scalar_result {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?)
-        } else {
-            ColumnarValue::Array(result)
-        })
+        columnar_result(Arc::new(Float64Array::from(out)), scalar_result)
     }
 
     fn documentation(&self) -> Option<&Documentation> {
@@ -276,8 +273,9 @@ impl PolicyAware for PredictiveClv {
 }
 
 impl PredictiveClv {
-    fn build<F: CollectorFactory>(&self, _args: &AccumulatorArgs, factory: F) -> Result<F::Output> {
-        Ok(factory.build(PredictiveCollector, self.policy))
+    fn build<F: CollectorFactory>(&self, args: &AccumulatorArgs, factory: F) -> Result<F::Output> {
+        let keys = KeyEncoder::new(args.expr_fields[0].data_type())?;
+        Ok(factory.build(PredictiveCollector { keys }, self.policy))
     }
 }
 
@@ -306,7 +304,7 @@ impl AggregateUDFImpl for PredictiveClv {
         let name = "clv_predictive";
         args::arity(name, PREDICTIVE_SIGNATURE, types, 4, 4)?;
         Ok(vec![
-            types[0].clone(),
+            check_key_type(name, PREDICTIVE_SIGNATURE, "customer_id", &types[0])?,
             order_ts_type(&types[1])?,
             args::float(name, PREDICTIVE_SIGNATURE, "amount", &types[2])?,
             args::float(name, PREDICTIVE_SIGNATURE, "lifespan_months", &types[3])?,
@@ -327,7 +325,7 @@ impl AggregateUDFImpl for PredictiveClv {
             f("first_order", DataType::Int64),
             f("last_order", DataType::Int64),
             f("lifespan_months", DataType::Float64),
-            f("customers", DataType::List(Arc::new(Field::new_list_field(DataType::Binary, false)))),
+            binary_list_field(args.name, "customers"),
         ])
     }
 
@@ -388,7 +386,11 @@ fn predictive_invalid(amount: f64, lifespan: f64) -> bool {
 }
 
 #[derive(Debug)]
-struct PredictiveCollector;
+struct PredictiveCollector {
+    /// Customer ids of any type as comparable bytes: equal ids give equal bytes in every
+    /// partition, so the distinct sets merge by union.
+    keys: KeyEncoder,
+}
 
 impl PredictiveCollector {
     fn columns(args: &[ArrayRef]) -> (&TimestampMicrosecondArray, &Float64Array, &Float64Array) {
@@ -415,9 +417,7 @@ impl Collector for PredictiveCollector {
             &[args[0].logical_nulls().as_ref(), times.nulls(), amounts.nulls(), lifespans.nulls()],
             filter,
         );
-        // Customer ids of any type as comparable bytes: equal ids give equal bytes in every
-        // partition, so the distinct sets merge by union.
-        let keys = RowConverter::new(vec![SortField::new(args[0].data_type().clone())])?.convert_columns(&args[..1])?;
+        let keys = self.keys.encode(&args[0])?;
         let mut invalid = false;
         for row in 0..times.len() {
             if rows.as_ref().is_some_and(|r| r.is_null(row)) {
@@ -462,28 +462,19 @@ impl Collector for PredictiveCollector {
     }
 
     fn state(&self, groups: &[PredictiveGroup]) -> Result<Vec<ArrayRef>> {
-        let mut offsets = vec![0i32];
-        let mut keys: Vec<&[u8]> = Vec::new();
-        for g in groups {
-            // Sorted, so that the state (and anything derived from it) does not depend on hashing.
+        // Sorted, so that the state (and anything derived from it) does not depend on hashing.
+        let customers = binary_lists(groups.iter().map(|g| {
             let mut sorted: Vec<&[u8]> = g.customers.iter().map(|k| k.as_ref()).collect();
             sorted.sort_unstable();
-            keys.extend(sorted);
-            offsets.push(keys.len() as i32);
-        }
-        let customers = ListArray::new(
-            Arc::new(Field::new_list_field(DataType::Binary, false)),
-            OffsetBuffer::new(offsets.into()),
-            Arc::new(BinaryArray::from_vec(keys)),
-            None,
-        );
+            Some(sorted)
+        }));
         Ok(vec![
             Arc::new(Int64Array::from_iter_values(groups.iter().map(|g| g.orders))),
             Arc::new(Float64Array::from_iter_values(groups.iter().map(|g| g.revenue))),
             Arc::new(Int64Array::from_iter(groups.iter().map(|g| g.first))),
             Arc::new(Int64Array::from_iter(groups.iter().map(|g| g.last))),
             Arc::new(Float64Array::from_iter(groups.iter().map(|g| g.lifespan))),
-            Arc::new(customers),
+            customers,
         ])
     }
 

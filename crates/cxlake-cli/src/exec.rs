@@ -138,12 +138,7 @@ async fn ctrl_c() {
 
 fn join_error(e: tokio::task::JoinError) -> DataFusionError {
     if e.is_panic() {
-        let panic = e.into_panic();
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown cause".to_string());
+        let message = cxlake::lake::panic_message(e.into_panic().as_ref());
         DataFusionError::Execution(format!("the query failed unexpectedly: {message}"))
     } else {
         DataFusionError::Execution("the query was stopped".to_string())

@@ -112,13 +112,17 @@ fn log(format: LogFormat, e: &Entry) {
     }
 }
 
+/// Whether the output is the single `count` column `COPY` and `INSERT` return.
+fn is_count(output: &StatementOutput) -> bool {
+    output.schema.fields().len() == 1 && output.schema.field(0).name() == "count"
+}
+
 /// The rows a statement reports: a query's rows, or the count `COPY` and `INSERT` return.
 fn reported_rows(output: &StatementOutput) -> Option<usize> {
     if !output.has_rows() {
         return None;
     }
-    let is_count = output.schema.fields().len() == 1 && output.schema.field(0).name() == "count";
-    if is_count && output.row_count() == 1 {
+    if is_count(output) && output.row_count() == 1 {
         let column = output.batches.iter().find(|b| b.num_rows() == 1)?.column(0);
         let count = cxlake::arrow::compute::cast(column, &cxlake::arrow::datatypes::DataType::UInt64).ok()?;
         return count.as_any().downcast_ref::<cxlake::arrow::array::UInt64Array>().map(|a| a.value(0) as usize);
@@ -168,9 +172,8 @@ pub async fn run(session: &Session, options: JobOptions<'_>) -> ExitCode {
             Ok(Some(output)) => {
                 let rows = if dry { None } else { reported_rows(&output) };
                 let status = if dry { "planned" } else { "ok" };
-                let is_count = output.schema.fields().len() == 1 && output.schema.field(0).name() == "count";
                 // Query results go to standard output; the counts of COPY and INSERT only to the log.
-                if dry || !is_count {
+                if dry || !is_count(&output) {
                     if let Ok(Ran::OutputClosed) = session.print(&output, None) {
                         return ExitCode::SUCCESS;
                     }

@@ -42,13 +42,18 @@ fn footer_problem(path: &std::path::Path) -> Option<String> {
     }
 }
 
-/// The error for a statement that panicked: what the panic said, and the likely cause.
-fn panic_error(panic: Box<dyn std::any::Any + Send>) -> DataFusionError {
-    let message = panic
+/// What a panic said (its `&str` or `String` payload).
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown cause".to_string());
+        .unwrap_or_else(|| "unknown cause".to_string())
+}
+
+/// The error for a statement that panicked: what the panic said, and the likely cause.
+fn panic_error(panic: Box<dyn std::any::Any + Send>) -> DataFusionError {
+    let message = panic_message(panic.as_ref());
     DataFusionError::Execution(format!(
         "the statement failed unexpectedly while running ({message}); a corrupt or truncated Parquet file \
          in the tables it reads is the usual cause: check the files most recently added"

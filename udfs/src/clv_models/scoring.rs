@@ -20,7 +20,7 @@ use datafusion::logical_expr::{
 use super::bgnbd::{BgNbd, Rfm};
 use super::gamma_gamma::GammaGamma;
 use super::{check_customer, CustomerCheck};
-use crate::common::{args, fmt_f64, invalid_input_error, session_policy, InvalidInput};
+use crate::common::{args, columnar_result, fmt_f64, invalid_input_error, session_policy, InvalidInput};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Score {
@@ -199,12 +199,7 @@ impl ScalarUDFImpl for ScoreFunction {
                 Err(_) => out.push(None),
             }
         }
-        let result: ArrayRef = Arc::new(Float64Array::from(out));
-        Ok(if scalar_result {
-            ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&result, 0)?)
-        } else {
-            ColumnarValue::Array(result)
-        })
+        columnar_result(Arc::new(Float64Array::from(out)), scalar_result)
     }
 
     fn documentation(&self) -> Option<&Documentation> {

@@ -194,8 +194,9 @@ impl CollectorFactory for super::kernel::Grouped {
     }
 }
 
-/// The accumulator methods of an `AggregateUDFImpl` whose `build(&args, factory)` picks a
-/// [`Collector`] (no sliding-window support: collections do not retract).
+/// The accumulator methods of an `AggregateUDFImpl` whose `build(&args, factory)` builds an
+/// ungrouped accumulator or a `GroupsAccumulator`: a [`Collector`]'s (no sliding-window support:
+/// collections do not retract), and the first part of `kernel_accumulators!`.
 macro_rules! collector_accumulators {
     () => {
         fn accumulator(

@@ -20,23 +20,7 @@ pub use policy::{session_policy, CxlakeOptions, InvalidInput, InvalidInputRule, 
 /// ungrouped and in sliding window frames alike.
 macro_rules! kernel_accumulators {
     () => {
-        fn accumulator(
-            &self,
-            args: ::datafusion::logical_expr::function::AccumulatorArgs,
-        ) -> ::datafusion::common::Result<Box<dyn ::datafusion::logical_expr::Accumulator>> {
-            self.build(&args, $crate::common::kernel::Ungrouped)
-        }
-
-        fn groups_accumulator_supported(&self, _args: ::datafusion::logical_expr::function::AccumulatorArgs) -> bool {
-            true
-        }
-
-        fn create_groups_accumulator(
-            &self,
-            args: ::datafusion::logical_expr::function::AccumulatorArgs,
-        ) -> ::datafusion::common::Result<Box<dyn ::datafusion::logical_expr::GroupsAccumulator>> {
-            self.build(&args, $crate::common::kernel::Grouped)
-        }
+        $crate::common::collect::collector_accumulators!();
 
         fn create_sliding_accumulator(
             &self,
@@ -97,4 +81,18 @@ pub fn fmt_f64(v: f64) -> String {
     } else {
         format!("{v}")
     }
+}
+
+/// A scalar function's result column, as a scalar when every argument was one (so that a
+/// constant expression stays constant).
+pub fn columnar_result(
+    result: datafusion::arrow::array::ArrayRef,
+    all_scalar: bool,
+) -> datafusion::common::Result<datafusion::logical_expr::ColumnarValue> {
+    use datafusion::logical_expr::ColumnarValue;
+    Ok(if all_scalar {
+        ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&result, 0)?)
+    } else {
+        ColumnarValue::Array(result)
+    })
 }
