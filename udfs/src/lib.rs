@@ -30,6 +30,7 @@ pub mod rates;
 pub mod service;
 pub mod survey;
 pub mod web;
+pub mod wire;
 
 use std::sync::Arc;
 
@@ -39,6 +40,7 @@ use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 use datafusion::prelude::SessionContext;
 
 pub use common::{CxlakeOptions, InvalidInput};
+pub use wire::{decode_aggregate, encode_aggregate_state};
 
 /// Every cxlake aggregate function, with the default (`'error'`) invalid-input policy.
 pub fn all_aggregates() -> Vec<Arc<AggregateUDF>> {

@@ -3,8 +3,10 @@
 //!
 //! This file only parses arguments and picks the mode: [`exec`] runs statements and prints their
 //! results, [`repl`] is the interactive loop, [`command`] its backslash commands, [`helper`] the
-//! line editor's completion and multi-line input, and [`progress`] the spinner for slow queries.
+//! line editor's completion and multi-line input, [`progress`] the spinner for slow queries, and
+//! [`cluster`] the `cxlake cluster` nodes.
 
+mod cluster;
 mod command;
 mod exec;
 mod helper;
@@ -88,6 +90,11 @@ struct Args {
     #[arg(short, long, global = true)]
     quiet: bool,
 
+    /// Run every query on a cxlake cluster: the scheduler's address, df://HOST:PORT (see
+    /// `cxlake cluster --help`). Tables must be at the same paths on every executor
+    #[arg(long, value_name = "URL", global = true)]
+    cluster: Option<String>,
+
     /// Bound the memory queries use (for example 4G or 512M); sorts, joins and aggregations that
     /// need more spill to the temporary directory
     #[arg(long, value_name = "SIZE", value_parser = parse_memory_limit, global = true)]
@@ -114,6 +121,11 @@ enum JobCommand {
         /// tables still run, so later statements can be planned); nothing is written
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Run a node of a cxlake cluster: a scheduler, or an executor that serves one
+    Cluster {
+        #[command(subcommand)]
+        role: cluster::Role,
     },
 }
 
@@ -195,7 +207,10 @@ async fn build_lake(args: &Args) -> cxlake::Result<(Lake, Option<String>)> {
     if let Some(bytes) = args.memory_limit {
         builder = builder.memory_limit(bytes);
     }
-    let lake = builder.build().await?;
+    let lake = match &args.cluster {
+        Some(url) => cxlake_cluster::connect(builder, url).await?,
+        None => builder.build().await?,
+    };
     // The sample lake is a convenience: when it is missing, say so and go on with no tables,
     // so that a script that needs no tables still runs.
     let mut warning = None;
@@ -212,6 +227,9 @@ async fn main() -> ExitCode {
     let matches = Args::command().get_matches();
     let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let sources = sources_in_order(&matches, &args);
+    if let Some(JobCommand::Cluster { role }) = &args.job {
+        return cluster::run(role.clone()).await;
+    }
     let interactive = sources.is_empty() && args.job.is_none() && std::io::stdin().is_terminal();
 
     let (lake, warning) = match build_lake(&args).await {

@@ -91,7 +91,7 @@ struct PyLake {
 #[pymethods]
 impl PyLake {
     #[new]
-    #[pyo3(signature = (tables=None, lake=None, target_partitions=None, batch_size=None, memory_limit=None))]
+    #[pyo3(signature = (tables=None, lake=None, target_partitions=None, batch_size=None, memory_limit=None, cluster=None))]
     fn new(
         py: Python<'_>,
         tables: Option<&Bound<'_, PyDict>>,
@@ -99,6 +99,7 @@ impl PyLake {
         target_partitions: Option<usize>,
         batch_size: Option<usize>,
         memory_limit: Option<&Bound<'_, PyAny>>,
+        cluster: Option<String>,
     ) -> PyResult<Self> {
         let mut builder = cxlake::Lake::builder();
         if tables.is_none() && lake.is_none() {
@@ -146,7 +147,10 @@ impl PyLake {
             };
             builder = builder.memory_limit(bytes);
         }
-        let lake = wait(py, builder.build())?;
+        let lake = match cluster {
+            Some(url) => wait(py, cxlake_cluster::connect(builder, &url))?,
+            None => wait(py, builder.build())?,
+        };
         Ok(Self { lake })
     }
 

@@ -345,3 +345,76 @@ def test_copy_runs_once_and_commits(tmp_path, lake):
         lake.sql(f"COPY (SELECT 'web' AS channel, nps(11) AS nps) TO '{out}/' STORED AS PARQUET PARTITIONED BY (channel)")
     assert len(list((out / "channel=web").iterdir())) == 1
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".cxlake-staging")]
+
+
+# ---- on a cluster (docs/cluster.md) -----------------------------------------------------------
+
+
+def test_a_cluster_that_cannot_be_reached_is_named():
+    with pytest.raises(cxlake.CxlakeError, match="cannot reach the cxlake scheduler at df://127.0.0.1:9"):
+        cxlake.Lake(cluster="df://127.0.0.1:9")
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def cluster_url():
+    """A scheduler and one executor of the cxlake binary scripts/test built ($CXLAKE_BIN)."""
+    import socket
+    import subprocess
+
+    binary = os.environ.get("CXLAKE_BIN")
+    if not binary or not os.path.exists(binary):
+        pytest.skip("CXLAKE_BIN names no cxlake binary (scripts/test sets it)")
+    scheduler = subprocess.Popen(
+        [binary, "cluster", "scheduler", "--port", "0"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
+    )
+    nodes = [scheduler]
+    try:
+        # The scheduler prints "cxlake scheduler listening on HOST:PORT" once it accepts connections.
+        line = []
+        reader = threading.Thread(target=lambda: line.append(scheduler.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(60)
+        assert line and line[0].startswith("cxlake scheduler listening on "), line
+        url = "df://" + line[0].split()[-1]
+        port, grpc_port = _free_port(), _free_port()
+        nodes.append(
+            subprocess.Popen(
+                [binary, "cluster", "executor", "--scheduler", url, "--port", str(port), "--grpc-port", str(grpc_port)],
+                stdout=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL,
+            )
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", grpc_port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the executor did not start within 60 s"
+                time.sleep(0.1)
+        yield url
+    finally:
+        for node in nodes:
+            node.kill()
+            node.wait()
+
+
+def test_queries_and_settings_run_on_a_cluster(cluster_url, lake):
+    remote = cxlake.Lake(cluster=cluster_url)
+    query = "SELECT channel, nps(score) AS nps, csat(satisfaction) AS csat FROM surveys GROUP BY channel ORDER BY channel"
+    want, got = lake.sql(query).to_pydict(), remote.sql(query).to_pydict()
+    assert got["channel"] == want["channel"]
+    assert got["nps"] == approx(want["nps"]) and got["csat"] == approx(want["csat"])
+    bad = "SELECT nps(s) AS nps FROM (VALUES (9), (11)) t(s)"
+    with pytest.raises(cxlake.CxlakeError, match="invalid NPS score 11"):
+        remote.sql(bad).to_arrow()
+    remote.sql("SET cxlake.invalid_input = 'skip'").to_arrow()
+    assert remote.sql(bad).to_pydict() == {"nps": [100.0]}

@@ -129,6 +129,14 @@ impl LakeBuilder {
     }
 
     pub async fn build(self) -> Result<Lake> {
+        let ctx = SessionContext::new_with_config_rt(self.session_config(), runtime_env(self.memory_limit)?);
+        self.build_on(ctx).await
+    }
+
+    /// The session configuration [`LakeBuilder::build`] gives its session: cxlake's defaults and
+    /// this builder's settings. For front ends that make the session themselves (a cluster
+    /// client), together with [`LakeBuilder::build_on`].
+    pub fn session_config(&self) -> SessionConfig {
         let mut config = session_config();
         if let Some(n) = self.target_partitions {
             config = config.with_target_partitions(n.max(1));
@@ -136,7 +144,13 @@ impl LakeBuilder {
         if let Some(n) = self.batch_size {
             config = config.with_batch_size(n.max(1));
         }
-        let lake = Lake::with_context(SessionContext::new_with_config_rt(config, runtime_env(self.memory_limit)?))?;
+        config
+    }
+
+    /// Builds the lake over a session the caller made (from [`LakeBuilder::session_config`]):
+    /// cxlake's functions and settings are added, then this builder's tables registered.
+    pub async fn build_on(self, ctx: SessionContext) -> Result<Lake> {
+        let lake = Lake::with_context(ctx)?;
         if self.sample_lake {
             lake.register_sample_lake().await?;
         }
@@ -369,7 +383,7 @@ impl Lake {
 /// cxlake's runtime: no cache of directory listings, so that files a job adds to the lake are read
 /// by the next query (DataFusion caches listings for the life of a session by default), and an
 /// optional memory limit with spilling to the temporary directory.
-fn runtime_env(memory_limit: Option<usize>) -> Result<Arc<RuntimeEnv>> {
+pub fn runtime_env(memory_limit: Option<usize>) -> Result<Arc<RuntimeEnv>> {
     let mut builder =
         RuntimeEnvBuilder::new().with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0));
     if let Some(bytes) = memory_limit {

@@ -117,11 +117,15 @@ pub trait PolicyAware: AggregateUDFImpl + Sized + 'static {
 }
 
 type Switch = Arc<dyn Fn(&AggregateUDF, InvalidInput) -> Option<Arc<AggregateUDF>> + Send + Sync>;
+type Read = Arc<dyn Fn(&AggregateUDF) -> Option<InvalidInput> + Send + Sync>;
 
 /// Analyzer rule that gives every cxlake aggregate in a plan the session's policy.
+///
+/// It also knows how to read an instance's policy, which is what a plan serializer needs to carry
+/// the policy to another process (see [`crate::encode_aggregate_state`]).
 #[derive(Default, Clone)]
 pub struct InvalidInputRule {
-    switches: HashMap<String, Switch>,
+    switches: HashMap<String, (Read, Switch)>,
 }
 
 impl fmt::Debug for InvalidInputRule {
@@ -133,16 +137,27 @@ impl fmt::Debug for InvalidInputRule {
 impl InvalidInputRule {
     /// Makes the rule aware of one policy-aware aggregate implementation.
     pub fn add<T: PolicyAware>(&mut self, name: &str) {
+        let read: Read = Arc::new(|udaf: &AggregateUDF| {
+            let inner: &dyn Any = udaf.inner().as_ref();
+            inner.downcast_ref::<T>().map(T::policy)
+        });
         let switch: Switch = Arc::new(|udaf: &AggregateUDF, policy| {
             let inner: &dyn Any = udaf.inner().as_ref();
             let current = inner.downcast_ref::<T>()?;
             (current.policy() != policy).then(|| Arc::new(AggregateUDF::new_from_impl(current.with_policy(policy))))
         });
-        self.switches.insert(name.to_string(), switch);
+        self.switches.insert(name.to_string(), (read, switch));
     }
 
-    fn switch(&self, udaf: &AggregateUDF, policy: InvalidInput) -> Option<Arc<AggregateUDF>> {
-        self.switches.get(udaf.name()).and_then(|s| s(udaf, policy))
+    /// The policy `udaf` carries, when it is one of the aggregates this rule knows.
+    pub fn policy_of(&self, udaf: &AggregateUDF) -> Option<InvalidInput> {
+        self.switches.get(udaf.name()).and_then(|(read, _)| read(udaf))
+    }
+
+    /// `udaf` with `policy`: a new instance when its policy differs, `None` when it already has
+    /// that policy or is not one of the aggregates this rule knows.
+    pub fn switch(&self, udaf: &AggregateUDF, policy: InvalidInput) -> Option<Arc<AggregateUDF>> {
+        self.switches.get(udaf.name()).and_then(|(_, switch)| switch(udaf, policy))
     }
 
     fn rewrite_expr(&self, expr: Expr, policy: InvalidInput) -> Result<Transformed<Expr>> {

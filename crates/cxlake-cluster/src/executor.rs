@@ -1,0 +1,78 @@
+//! A Ballista executor that runs cxlake's functions with the client's settings.
+
+use std::sync::Arc;
+
+use ballista_core::registry::BallistaFunctionRegistry;
+use ballista_executor::executor_process::{start_executor_process, ExecutorProcessConfig};
+use cxlake::Result;
+
+use crate::ballista_error;
+use crate::codec::{CxlakeLogicalCodec, CxlakePhysicalCodec};
+use crate::session::{cluster_config, scheduler_endpoint, server_session};
+
+/// Where an executor listens, which scheduler it serves, and how much work it takes.
+#[derive(Debug, Clone)]
+pub struct ExecutorOptions {
+    /// The scheduler to register with, as `df://HOST:PORT`.
+    pub scheduler: String,
+    /// The address to listen on (0.0.0.0 for every interface).
+    pub bind_host: String,
+    /// The host name the scheduler and other executors reach this one by (default: bind_host).
+    pub external_host: Option<String>,
+    /// The Arrow Flight port other executors and clients fetch results from.
+    pub port: u16,
+    /// The gRPC port the scheduler hands tasks to.
+    pub grpc_port: u16,
+    /// How many tasks run at once; 0 means one per core.
+    pub vcores: usize,
+    /// Where shuffle files go (default: a new temporary directory).
+    pub work_dir: Option<String>,
+    /// Seconds between heartbeats to the scheduler; keep it well under the scheduler's
+    /// executor timeout.
+    pub heartbeat_seconds: u64,
+}
+
+impl Default for ExecutorOptions {
+    fn default() -> Self {
+        Self {
+            scheduler: format!("df://localhost:{}", crate::DEFAULT_SCHEDULER_PORT),
+            bind_host: "127.0.0.1".to_string(),
+            external_host: None,
+            port: 50051,
+            grpc_port: 50052,
+            vcores: 0,
+            work_dir: None,
+            heartbeat_seconds: 5,
+        }
+    }
+}
+
+/// Runs an executor until the process ends.
+pub async fn run(options: ExecutorOptions) -> Result<()> {
+    let endpoint = url::Url::parse(&scheduler_endpoint(&options.scheduler)?)
+        .map_err(|e| cxlake::DataFusionError::Configuration(format!("{}: {e}", options.scheduler)))?;
+    let registry = BallistaFunctionRegistry::from(&server_session(cluster_config())?);
+    let config = ExecutorProcessConfig {
+        bind_host: options.bind_host.clone(),
+        external_host: Some(options.external_host.unwrap_or(options.bind_host)),
+        port: options.port,
+        grpc_port: options.grpc_port,
+        scheduler_host: endpoint.host_str().unwrap_or("localhost").to_string(),
+        scheduler_port: endpoint.port().unwrap_or(crate::DEFAULT_SCHEDULER_PORT),
+        // Wait for a scheduler that is still starting, as under a service manager.
+        scheduler_connect_timeout_seconds: 60,
+        vcores: if options.vcores == 0 {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        } else {
+            options.vcores
+        },
+        work_dir: options.work_dir,
+        executor_heartbeat_interval_seconds: options.heartbeat_seconds.max(1),
+        override_config_producer: Some(Arc::new(cluster_config)),
+        override_function_registry: Some(Arc::new(registry)),
+        override_logical_codec: Some(Arc::new(CxlakeLogicalCodec::default())),
+        override_physical_codec: Some(Arc::new(CxlakePhysicalCodec::default())),
+        ..ExecutorProcessConfig::default()
+    };
+    start_executor_process(Arc::new(config)).await.map_err(ballista_error)
+}
