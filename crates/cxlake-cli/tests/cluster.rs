@@ -281,14 +281,7 @@ struct Node {
 
 impl Node {
     fn start(args: &[String]) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_cxlake"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start cxlake");
-        Self { child }
+        Self { child: spawn(args, Stdio::inherit()) }
     }
 
     fn kill(&mut self) {
@@ -370,15 +363,20 @@ impl ProcessCluster {
     }
 }
 
-/// Runs the CLI and returns (exit code, stdout, stderr), killing it after 120 s.
-fn cli(args: &[String]) -> (Option<i32>, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cxlake"))
+/// Starts this build's `cxlake` with no standard input and its standard output piped.
+fn spawn(args: &[String], stderr: Stdio) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_cxlake"))
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(stderr)
         .spawn()
-        .expect("run cxlake");
+        .expect("start cxlake")
+}
+
+/// Runs the CLI and returns (exit code, stdout, stderr), killing it after 120 s.
+fn cli(args: &[String]) -> (Option<i32>, String, String) {
+    let mut child = spawn(args, Stdio::piped());
     let deadline = Instant::now() + Duration::from_secs(120);
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {

@@ -410,11 +410,11 @@ def cluster_url():
 def test_queries_and_settings_run_on_a_cluster(cluster_url, lake):
     remote = cxlake.Lake(cluster=cluster_url)
     query = "SELECT channel, nps(score) AS nps, csat(satisfaction) AS csat FROM surveys GROUP BY channel ORDER BY channel"
-    want, got = lake.sql(query).to_pydict(), remote.sql(query).to_pydict()
+    want, got = lake.sql(query).to_arrow().to_pydict(), remote.sql(query).to_arrow().to_pydict()
     assert got["channel"] == want["channel"]
     assert got["nps"] == approx(want["nps"]) and got["csat"] == approx(want["csat"])
     bad = "SELECT nps(s) AS nps FROM (VALUES (9), (11)) t(s)"
     with pytest.raises(cxlake.CxlakeError, match="invalid NPS score 11"):
         remote.sql(bad).to_arrow()
     remote.sql("SET cxlake.invalid_input = 'skip'").to_arrow()
-    assert remote.sql(bad).to_pydict() == {"nps": [100.0]}
+    assert remote.sql(bad).to_arrow().to_pydict() == {"nps": [100.0]}
