@@ -91,7 +91,7 @@ struct PyLake {
 #[pymethods]
 impl PyLake {
     #[new]
-    #[pyo3(signature = (tables=None, lake=None, target_partitions=None, batch_size=None, memory_limit=None))]
+    #[pyo3(signature = (tables=None, lake=None, target_partitions=None, batch_size=None, memory_limit=None, storage_options=None))]
     fn new(
         py: Python<'_>,
         tables: Option<&Bound<'_, PyDict>>,
@@ -99,8 +99,12 @@ impl PyLake {
         target_partitions: Option<usize>,
         batch_size: Option<usize>,
         memory_limit: Option<&Bound<'_, PyAny>>,
+        storage_options: Option<std::collections::HashMap<String, String>>,
     ) -> PyResult<Self> {
         let mut builder = cxlake::Lake::builder();
+        for (key, value) in storage_options.unwrap_or_default() {
+            builder = builder.store_option(key, value);
+        }
         if tables.is_none() && lake.is_none() {
             builder = builder.with_sample_lake();
         }
