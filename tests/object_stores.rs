@@ -383,3 +383,24 @@ async fn gcs_reads_a_hive_partitioned_lake() {
     assert!(plan.contains("day=2025-03-02/part-0.parquet") && !plan.contains("day=2025-03-01"), "{plan}");
     assert_eq!(rows(&lake, "SELECT sum(n) FROM events WHERE day = DATE '2025-03-02'").await, vec![row(&["3"])]);
 }
+
+/// `INSERT INTO` a table on S3: staged, then the new files join the table's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insert_into_a_table_on_s3_is_staged() {
+    let server = Server::s3(S3Kind::S3sFs, &[BUCKET]);
+    let store = client(&server);
+    seed_events(store.as_ref()).await;
+    let lake = s3_lake(&server, &[("events", "s3://lake/events/")]).await;
+    let before = listing(store.as_ref(), "events").await;
+    lake.execute("INSERT INTO events VALUES (7, DATE '2025-03-09')").await.unwrap();
+    assert_eq!(rows(&lake, "SELECT sum(n) FROM events WHERE day = DATE '2025-03-09'").await, vec![row(&["7"])]);
+    let after = listing(store.as_ref(), "events").await;
+    // The table's files are all still there, with one new file in the new partition and the marker.
+    assert!(before.iter().all(|entry| after.contains(entry)), "{after:?}");
+    let new: Vec<&String> = after.iter().map(|(k, _)| k).filter(|k| !before.iter().any(|(b, _)| b == *k)).collect();
+    assert_eq!(new.len(), 2, "{new:?}");
+    assert!(new.iter().any(|k| *k == "events/_SUCCESS"), "{new:?}");
+    assert!(new.iter().any(|k| k.starts_with("events/day=2025-03-09/") && k.ends_with(".parquet")), "{new:?}");
+    let everything = listing(store.as_ref(), "").await;
+    assert!(everything.iter().all(|(k, _)| !k.contains(".cxlake-staging")), "{everything:?}");
+}

@@ -25,7 +25,7 @@ use crate::sample;
 use crate::stores::{explain_store_failure, is_store_option, LakeStores, StoreOptions};
 use crate::write::{StagedCopy, WriteSummary};
 use datafusion::sql::parser::Statement as DFStatement;
-use datafusion::sql::sqlparser::ast::Value;
+use datafusion::sql::sqlparser::ast::{Ident, Insert, ObjectName, Statement as SqlStatement, TableObject, Value};
 
 /// Errors that may come from one bad file in a table: Parquet decoding errors and panics.
 fn is_file_error(e: &DataFusionError) -> bool {
@@ -74,6 +74,18 @@ fn panic_error(panic: Box<dyn std::any::Any + Send>) -> DataFusionError {
         "the statement failed unexpectedly while running ({message}); a corrupt or truncated Parquet file \
          in the tables it reads is the usual cause: check the files most recently added"
     ))
+}
+
+/// A table registered for one statement, deregistered when the statement is over.
+struct TemporaryTable {
+    ctx: SessionContext,
+    name: String,
+}
+
+impl Drop for TemporaryTable {
+    fn drop(&mut self) {
+        let _ = self.ctx.deregister_table(self.name.as_str());
+    }
 }
 
 /// Aborts a staged write that did not reach its commit (the statement failed or was dropped).
@@ -401,11 +413,24 @@ impl Lake {
             }
             _ => {}
         }
+        let references = state.resolve_table_references(&statement).unwrap_or_default();
+        let mut staged_insert = None;
         let staged = match &mut statement {
             DFStatement::CopyTo(copy) => StagedCopy::prepare(copy, &self.ctx.runtime_env()).await?,
+            DFStatement::Statement(inner) => match inner.as_mut() {
+                SqlStatement::Insert(insert) => match self.stage_insert(insert).await? {
+                    Some((staged, temporary)) => {
+                        staged_insert = Some(temporary);
+                        Some(staged)
+                    }
+                    None => None,
+                },
+                _ => None,
+            },
             _ => None,
         };
-        let references = state.resolve_table_references(&statement).unwrap_or_default();
+        // The staging table of an INSERT lives as long as the statement.
+        let _staging_table = staged_insert.map(|name| TemporaryTable { ctx: self.ctx.clone(), name });
         let run = async {
             let plan = state.statement_to_plan(statement).await?;
             let df = self.ctx.execute_logical_plan(plan).await?;
@@ -439,6 +464,39 @@ impl Lake {
             None => None,
         };
         Ok(StatementOutput { schema, batches, written })
+    }
+
+    /// Stages `INSERT INTO` a table over a directory (local or on an object store): the rows go
+    /// to a staging table with the same schema, format and partitioning, whose files join the
+    /// table's when the statement has succeeded. Returns the staging and the staging table's name.
+    async fn stage_insert(&self, insert: &mut Insert) -> Result<Option<(StagedCopy, String)>> {
+        let TableObject::TableName(name) = &insert.table else { return Ok(None) };
+        if insert.overwrite {
+            return Ok(None);
+        }
+        let Ok(provider) = self.ctx.table_provider(name.to_string()).await else { return Ok(None) };
+        let Some(listing) = provider.downcast_ref::<ListingTable>() else { return Ok(None) };
+        let [table_url] = listing.table_paths().as_slice() else { return Ok(None) };
+        if !table_url.is_collection() || table_url.get_glob().is_some() {
+            return Ok(None);
+        }
+        let Some((staged, staged_url)) =
+            StagedCopy::prepare_append(table_url.as_str(), &self.ctx.runtime_env()).await?
+        else {
+            return Ok(None);
+        };
+        let options = listing.options().clone();
+        let partitions: Vec<&String> = options.table_partition_cols.iter().map(|(name, _)| name).collect();
+        let file_fields: Vec<_> =
+            provider.schema().fields().iter().filter(|f| !partitions.contains(&f.name())).cloned().collect();
+        let config = ListingTableConfig::new(ListingTableUrl::parse(&staged_url)?)
+            .with_listing_options(options)
+            .with_schema(Arc::new(datafusion::arrow::datatypes::Schema::new(file_fields)));
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let temporary = format!("__cxlake_insert_{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        self.ctx.register_table(temporary.as_str(), Arc::new(ListingTable::try_new(config)?))?;
+        insert.table = TableObject::TableName(ObjectName::from(vec![Ident::new(temporary.clone())]));
+        Ok(Some((staged, temporary)))
     }
 
     /// The first local Parquet file of the referenced tables whose footer cannot be read, with

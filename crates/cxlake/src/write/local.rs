@@ -1,19 +1,16 @@
-//! Staged `COPY ... TO` a local target, committed by renames within one file system.
+//! Staged writes to a local target, committed by renames within one file system.
 
 use std::path::{Path, PathBuf};
 
+use super::{is_stale_staging, staging_done, staging_name, Commit, WriteSummary, SUCCESS_MARKER};
 use datafusion::common::{DataFusionError, Result};
-use datafusion::sql::parser::CopyToStatement;
 
-use super::{is_stale_staging, staging_done, staging_name, WriteSummary, SUCCESS_MARKER};
-
-/// A local target of `COPY ... TO` and where it is staged.
+/// A local target of a write and where it is staged.
 #[derive(Debug)]
 pub struct LocalStaged {
     target: PathBuf,
     staging: PathBuf,
-    single_file: bool,
-    partitioned: bool,
+    commit: Commit,
 }
 
 fn io_error(what: &str, path: &Path, e: std::io::Error) -> DataFusionError {
@@ -21,26 +18,24 @@ fn io_error(what: &str, path: &Path, e: std::io::Error) -> DataFusionError {
 }
 
 impl LocalStaged {
-    /// Stages `copy`, whose target is the local path `target`: the statement's target is pointed
-    /// at a new staging directory, and stale staging directories of the same target are removed
-    /// first.
-    pub fn prepare(copy: &mut CopyToStatement, target: PathBuf) -> Result<Self> {
-        let partitioned = !copy.partitioned_by.is_empty();
-        let ends_with_slash = copy.target.ends_with('/');
-        let single_file = !partitioned && !ends_with_slash && target.extension().is_some();
+    /// Stages a write to the local path `target` in a new staging directory next to it, after
+    /// removing stale staging directories of the same target. Returns where the statement
+    /// should write instead.
+    pub fn prepare(target: PathBuf, commit: Commit) -> Result<(Self, String)> {
         let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "output".to_string());
         let parent = target.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
         std::fs::create_dir_all(&parent).map_err(|e| io_error("cannot create the directory", &parent, e))?;
         remove_stale_staging(&parent, &name);
         let staging = parent.join(staging_name(&name));
         std::fs::create_dir_all(&staging).map_err(|e| io_error("cannot create the staging directory", &staging, e))?;
+        let single_file = commit == Commit::File;
         let staged_target = if single_file { staging.join(&name) } else { staging.join("data") };
         let mut staged = staged_target.to_string_lossy().into_owned();
         if !single_file {
+            std::fs::create_dir_all(&staged_target).map_err(|e| io_error("cannot create", &staged_target, e))?;
             staged.push('/');
         }
-        copy.target = staged;
-        Ok(Self { target, staging, single_file, partitioned })
+        Ok((Self { target, staging, commit }, staged))
     }
 
     /// The statement failed: the staged files go, the target stays as it was.
@@ -65,7 +60,7 @@ impl LocalStaged {
 
     fn commit_inner(&self) -> Result<WriteSummary> {
         let trash = self.staging.join("replaced");
-        if self.single_file {
+        if self.commit == Commit::File {
             let staged = self.staging.join(self.target.file_name().expect("a file name"));
             let summary = summarize(&staged)?;
             std::fs::rename(&staged, &self.target).map_err(|e| io_error("cannot commit", &self.target, e))?;
@@ -74,7 +69,15 @@ impl LocalStaged {
         let data = self.staging.join("data");
         std::fs::create_dir_all(&data).map_err(|e| io_error("cannot create", &data, e))?;
         let summary = summarize(&data)?;
-        if self.partitioned && self.target.is_dir() {
+        if self.commit == Commit::Append {
+            // New files join the table's: their names are new, so nothing is overwritten.
+            for file in files_under(&data)? {
+                let destination = self.target.join(file.strip_prefix(&data).expect("under the staging directory"));
+                create_parent(&destination)?;
+                std::fs::rename(&file, &destination).map_err(|e| io_error("cannot commit", &destination, e))?;
+            }
+            let _ = std::fs::remove_file(self.target.join(SUCCESS_MARKER));
+        } else if self.commit == Commit::Partitions && self.target.is_dir() {
             // Replace exactly the partitions written: the leaf directories of the staged tree.
             for leaf in leaf_dirs(&data)? {
                 let relative = leaf.strip_prefix(&data).expect("under the staging directory");
@@ -123,6 +126,20 @@ fn summarize(path: &Path) -> Result<WriteSummary> {
         summary.bytes += inner.bytes;
     }
     Ok(summary)
+}
+
+/// Every file under `root`, recursively.
+fn files_under(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(root).map_err(|e| io_error("cannot read", root, e))? {
+        let path = entry.map_err(|e| io_error("cannot read", root, e))?.path();
+        if path.is_dir() {
+            files.extend(files_under(&path)?);
+        } else {
+            files.push(path);
+        }
+    }
+    Ok(files)
 }
 
 /// Directories under `root` that hold files (the partitions written).

@@ -52,7 +52,20 @@ const FOREIGN_STAGING_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 /// staging (of a statement whose clean-up could not reach its object store) is stale.
 static ACTIVE_STAGING: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Default::default);
 
-/// A `COPY ... TO` statement's staged target, committed after the statement has succeeded.
+/// How a staged write replaces what its target held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// A single file (`COPY ... TO 'out.parquet'`), replaced by its new one.
+    File,
+    /// A directory, replaced as a whole.
+    Directory,
+    /// A directory written `PARTITIONED BY`: the partitions written are replaced, others kept.
+    Partitions,
+    /// A table's directory that gains the new files (`INSERT INTO`).
+    Append,
+}
+
+/// A statement's staged target, committed after the statement has succeeded.
 #[derive(Debug)]
 pub enum StagedCopy {
     Local(LocalStaged),
@@ -61,26 +74,44 @@ pub enum StagedCopy {
 
 impl StagedCopy {
     /// Points `copy` at a new staging location next to its target (removing stale staging of
-    /// the same target first). Targets on local disk and on object stores are staged.
+    /// the same target first).
     pub async fn prepare(copy: &mut CopyToStatement, runtime: &RuntimeEnv) -> Result<Option<Self>> {
-        let target = copy.target.clone();
-        match target.split_once("://") {
-            None => {
-                let path = std::path::absolute(&target).unwrap_or_else(|_| PathBuf::from(&target));
-                Ok(Some(Self::Local(LocalStaged::prepare(copy, path)?)))
-            }
+        let last = copy.target.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+        let commit = if !copy.partitioned_by.is_empty() {
+            Commit::Partitions
+        } else if !copy.target.ends_with('/') && last.contains('.') {
+            Commit::File
+        } else {
+            Commit::Directory
+        };
+        let Some((staged, target)) = Self::stage(&copy.target, commit, runtime).await? else { return Ok(None) };
+        copy.target = target;
+        Ok(Some(staged))
+    }
+
+    /// Stages rows added to the table whose directory is `table_url`; returns where to write them.
+    pub async fn prepare_append(table_url: &str, runtime: &RuntimeEnv) -> Result<Option<(Self, String)>> {
+        Self::stage(table_url, Commit::Append, runtime).await
+    }
+
+    /// Stages a write to `target` (a path or URL); `None` for a URL that is neither local nor an
+    /// object store's.
+    async fn stage(target: &str, commit: Commit, runtime: &RuntimeEnv) -> Result<Option<(Self, String)>> {
+        let local = match target.split_once("://") {
+            None => Some(std::path::absolute(target).unwrap_or_else(|_| PathBuf::from(target))),
             Some((scheme, _)) if scheme.eq_ignore_ascii_case("file") => {
-                match Url::parse(&target).ok().and_then(|u| u.to_file_path().ok()) {
-                    Some(path) => Ok(Some(Self::Local(LocalStaged::prepare(copy, path)?))),
-                    None => Ok(None),
-                }
+                Url::parse(target).ok().and_then(|u| u.to_file_path().ok())
             }
-            Some(_) => {
-                let Ok(url) = Url::parse(&target) else { return Ok(None) };
-                let store = runtime.object_store_registry.get_store(&url)?;
-                Ok(Some(Self::Remote(RemoteStaged::prepare(copy, url, store).await?)))
-            }
+            Some(_) => None,
+        };
+        if let Some(path) = local {
+            let (staged, target) = LocalStaged::prepare(path, commit)?;
+            return Ok(Some((Self::Local(staged), target)));
         }
+        let Ok(url) = Url::parse(target) else { return Ok(None) };
+        let store = runtime.object_store_registry.get_store(&url)?;
+        let (staged, target) = RemoteStaged::prepare(url, store, commit).await?;
+        Ok(Some((Self::Remote(staged), target)))
     }
 
     /// The statement succeeded: moves the staged output into place.

@@ -1,4 +1,4 @@
-//! Staged `COPY ... TO` an object store target, committed by copy-then-delete.
+//! Staged writes to an object-store target, committed by copy-then-delete.
 //!
 //! The commit order keeps every moment readable: the target's `_SUCCESS` marker goes first (the
 //! target is being changed), the new objects are copied in (their names are new, so nothing is
@@ -9,15 +9,14 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use datafusion::common::{DataFusionError, Result};
-use datafusion::sql::parser::CopyToStatement;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 use url::Url;
 
-use super::{is_stale_staging, staging_done, staging_name, WriteSummary, SUCCESS_MARKER};
+use super::{is_stale_staging, staging_done, staging_name, Commit, WriteSummary, SUCCESS_MARKER};
 
-/// An object-store target of `COPY ... TO` and where it is staged.
+/// An object-store target of a write and where it is staged.
 #[derive(Debug)]
 pub struct RemoteStaged {
     store: Arc<dyn ObjectStore>,
@@ -25,8 +24,7 @@ pub struct RemoteStaged {
     base: String,
     target: ObjectPath,
     staging: ObjectPath,
-    single_file: bool,
-    partitioned: bool,
+    commit: Commit,
 }
 
 fn store_error(what: &str, base: &str, path: &ObjectPath, e: object_store::Error) -> DataFusionError {
@@ -37,25 +35,23 @@ fn store_error(what: &str, base: &str, path: &ObjectPath, e: object_store::Error
 }
 
 impl RemoteStaged {
-    /// Stages `copy`, whose target is `url` on `store`, under a new prefix next to the target,
-    /// after removing stale staging of the same target.
-    pub async fn prepare(copy: &mut CopyToStatement, url: Url, store: Arc<dyn ObjectStore>) -> Result<Self> {
+    /// Stages a write to `url` on `store` under a new prefix next to the target, after removing
+    /// stale staging of the same target. Returns where the statement should write instead.
+    pub async fn prepare(url: Url, store: Arc<dyn ObjectStore>, commit: Commit) -> Result<(Self, String)> {
         let base = format!("{}://{}", url.scheme(), url.authority());
         let target = ObjectPath::from_url_path(url.path())
-            .map_err(|e| DataFusionError::Plan(format!("invalid COPY target {url}: {e}")))?;
-        let partitioned = !copy.partitioned_by.is_empty();
+            .map_err(|e| DataFusionError::Plan(format!("invalid target {url}: {e}")))?;
         let parts: Vec<String> = target.parts().map(|p| p.as_ref().to_string()).collect();
         let name = parts.last().cloned().unwrap_or_else(|| "output".to_string());
-        let single_file = !partitioned && !url.path().ends_with('/') && name.contains('.');
         let parent: ObjectPath = parts[..parts.len().saturating_sub(1)].iter().map(String::as_str).collect();
         remove_stale_staging(store.as_ref(), &parent, &name).await;
         let staging = parent.join(staging_name(&name));
-        copy.target = if single_file {
+        let staged = if commit == Commit::File {
             format!("{base}/{}", staging.clone().join(name.as_str()))
         } else {
             format!("{base}/{}/", staging.clone().join("data"))
         };
-        Ok(Self { store, base, target, staging, single_file, partitioned })
+        Ok((Self { store, base, target, staging, commit }, staged))
     }
 
     /// The statement succeeded: copies the staged objects into place, then removes the staging.
@@ -82,7 +78,7 @@ impl RemoteStaged {
     async fn commit_inner(&self) -> Result<WriteSummary> {
         let staged = self.list(&self.staging).await?;
         let summary = WriteSummary { files: staged.len(), bytes: staged.iter().map(|m| m.size).sum() };
-        if self.single_file {
+        if self.commit == Commit::File {
             let from = self.staging.clone().join(self.target.filename().unwrap_or("output"));
             self.store
                 .copy(&from, &self.target)
@@ -101,7 +97,9 @@ impl RemoteStaged {
             moves.push((meta.location.clone(), destination, relative));
         }
         // The objects the new ones replace: in the partitions written, or the whole target.
-        let replaced_prefixes: BTreeSet<ObjectPath> = if self.partitioned {
+        let replaced_prefixes: BTreeSet<ObjectPath> = if self.commit == Commit::Append {
+            BTreeSet::new()
+        } else if self.commit == Commit::Partitions {
             moves
                 .iter()
                 .map(|(_, _, relative)| {
