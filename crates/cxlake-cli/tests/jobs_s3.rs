@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{display, Fixture, Run};
+use common::{display, files, Fixture, Run};
 use cxlake_tests::servers::{S3Kind, Server, S3_ACCESS_KEY, S3_SECRET_KEY};
 
 /// `cxlake` with the AWS environment pointing at `server`, as a user's scheduler would set it.
@@ -43,24 +43,6 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Every file under `dir`, relative, sorted.
-fn files(dir: &Path) -> Vec<String> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(root, &path, out);
-            } else {
-                out.push(path.strip_prefix(root).unwrap().display().to_string());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
-}
-
 #[test]
 fn the_sample_nightly_job_runs_against_s3() {
     let f = Fixture::new();
@@ -88,25 +70,12 @@ fn the_sample_nightly_job_runs_against_s3() {
     }
     assert!(written.iter().all(|p| !p.contains(".cxlake-staging")), "{written:#?}");
 
-    let kpis = "SELECT s.day, s.channel, s.answers, round(s.nps, 6) AS nps, round(s.csat, 6) AS csat, t.tickets, \
-                round(t.first_response_seconds, 3) AS frt \
-                FROM survey_kpis s JOIN ticket_kpis t ON s.day = t.day AND s.channel = t.channel ORDER BY 1, 2";
-    let read_back = run(&f, &server, &["--lake", "s3://warehouse/kpis/", "-c", kpis]).ok();
+    let read_back = run(&f, &server, &["--lake", "s3://warehouse/kpis/", "-c", common::SAMPLE_KPIS_WRITTEN]).ok();
     // The same KPIs queried directly from the sample lake on local disk.
     let direct = Run::from(
         f.command()
             .env("CXLAKE_SAMPLE_LAKE", root.join("sample-data/lake"))
-            .args([
-                "-c",
-                "SELECT s.day, s.channel, s.answers, round(s.nps, 6) AS nps, round(s.csat, 6) AS csat, t.tickets, \
-                        round(t.frt, 3) AS frt \
-                 FROM (SELECT CAST(responded_at AS DATE) AS day, channel, count(*) AS answers, nps(score) AS nps, \
-                              csat(satisfaction) AS csat FROM surveys GROUP BY 1, 2) s \
-                 JOIN (SELECT CAST(created_at AS DATE) AS day, channel, count(*) AS tickets, \
-                              first_response_time(created_at, first_response_at) AS frt FROM tickets GROUP BY 1, 2) t \
-                   ON s.day = t.day AND s.channel = t.channel \
-                 WHERE s.day IN (DATE '2025-03-01', DATE '2025-03-02') ORDER BY 1, 2",
-            ])
+            .args(["-c", common::SAMPLE_KPIS_DIRECT])
             .stdin(Stdio::null())
             .output()
             .unwrap(),

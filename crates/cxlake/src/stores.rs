@@ -411,7 +411,11 @@ mod tests {
 
     #[test]
     fn secrets_are_masked() {
-        let stores = LakeStores::new(options(&[("aws.secret_access_key", "wJalrXUtnFEMIK7MDENG")])).unwrap();
+        let stores = LakeStores::new(options(&[
+            ("aws.access_key_id", "AKIDEXAMPLE"),
+            ("aws.secret_access_key", "wJalrXUtnFEMIK7MDENG"),
+        ]))
+        .unwrap();
         let url = Url::parse("s3://bucket/").unwrap();
         stores.build_with_options(&url, options(&[("azure.access_key", "c2VjcmV0LWtleQ==")])).unwrap();
         assert_eq!(stores.redact("key wJalrXUtnFEMIK7MDENG and c2VjcmV0LWtleQ== here"), "key *** and *** here");
