@@ -8,6 +8,8 @@ use cxlake::arrow::record_batch::RecordBatch;
 use cxlake::arrow::util::display::{ArrayFormatter, FormatOptions};
 use cxlake::{Lake, Result};
 
+pub mod servers;
+
 /// A lake over the sample data with `partitions` target partitions and `batch_size` rows per
 /// batch; small batches make every aggregate merge many partial states.
 pub async fn test_lake(partitions: usize, batch_size: usize) -> Result<Lake> {

@@ -8,7 +8,7 @@ use cxlake::format::write_batches;
 use cxlake::statements::script_statements;
 use cxlake::{DataFusionError, Lake, OutputFormat, Result, StatementOutput};
 
-use crate::progress::Progress;
+use crate::progress::{Progress, Step};
 
 /// How results are shown.
 #[derive(Debug, Clone, Copy)]
@@ -74,7 +74,19 @@ impl Session {
     /// Runs one statement to completion without printing it, with the progress spinner; `None`
     /// when Ctrl-C stopped it (only with `cancellable`).
     pub async fn execute(&self, sql: &str, cancellable: bool) -> Result<Option<StatementOutput>> {
-        let progress = self.show_progress.then(|| Progress::start(Duration::from_secs(1)));
+        self.execute_step(sql, cancellable, None).await
+    }
+
+    /// [`Session::execute`] for a statement that is a `step` of a job: its progress display is
+    /// the job's bar, shown sooner.
+    pub async fn execute_step(
+        &self,
+        sql: &str,
+        cancellable: bool,
+        step: Option<Step>,
+    ) -> Result<Option<StatementOutput>> {
+        let delay = if step.is_some() { Duration::from_millis(300) } else { Duration::from_secs(1) };
+        let progress = self.show_progress.then(|| Progress::start(delay, step));
         let lake = self.lake.clone();
         let sql = sql.to_string();
         // The query runs in its own task so that Ctrl-C is noticed at once, and aborting the task

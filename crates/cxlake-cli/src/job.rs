@@ -12,6 +12,7 @@ use cxlake::statements::script_statements;
 use cxlake::{job, DataFusionError, StatementOutput};
 
 use crate::exec::{Ran, Session};
+use crate::progress::Step;
 
 /// How job progress is logged on standard error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -166,8 +167,12 @@ pub async fn run(session: &Session, options: JobOptions<'_>) -> ExitCode {
         let start = Instant::now();
         let dry = options.dry_run && plans_only(session, sql);
         let to_run = if dry { format!("EXPLAIN {sql}") } else { sql.clone() };
-        let result: Result<Option<StatementOutput>, DataFusionError> = session.execute(&to_run, false).await;
+        let result: Result<Option<StatementOutput>, DataFusionError> =
+            session.execute_step(&to_run, false, Some(Step { index: i + 1, of })).await;
         let seconds = start.elapsed().as_secs_f64();
+        // The log shows statements with credentials (in OPTIONS) masked.
+        let shown = session.lake.redact(sql);
+        let sql = &shown;
         match result {
             Ok(Some(output)) => {
                 let rows = if dry { None } else { reported_rows(&output) };

@@ -99,6 +99,13 @@ struct Args {
     /// need more spill to the temporary directory
     #[arg(long, value_name = "SIZE", value_parser = parse_memory_limit, global = true)]
     memory_limit: Option<usize>,
+
+    /// An object-store option for every s3://, gs:// and az:// location, over the cloud's
+    /// environment variables (for example aws.endpoint=http://127.0.0.1:9000 or aws.region=eu-west-1);
+    /// may be repeated. Prefer the environment for credentials: command lines are visible to
+    /// other users of the machine
+    #[arg(long = "store-option", value_name = "KEY=VALUE", value_parser = parse_store_option, global = true)]
+    store_options: Vec<(String, String)>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -133,6 +140,16 @@ fn parse_param(value: &str) -> Result<(String, String), String> {
     match value.split_once('=') {
         Some((name, v)) if !name.trim().is_empty() => Ok((name.trim().to_string(), v.to_string())),
         _ => Err(format!("expected NAME=VALUE (for example run_date=2025-03-01), got '{value}'")),
+    }
+}
+
+fn parse_store_option(value: &str) -> Result<(String, String), String> {
+    match value.split_once('=') {
+        Some((key, v)) if cxlake::stores::is_store_option(key.trim()) => Ok((key.trim().to_string(), v.to_string())),
+        _ => Err(format!(
+            "expected KEY=VALUE with a key starting with aws., gcp. or azure. (for example \
+             aws.endpoint=http://127.0.0.1:9000), got '{value}'"
+        )),
     }
 }
 
@@ -206,6 +223,9 @@ async fn build_lake(args: &Args) -> cxlake::Result<(Lake, Option<String>)> {
     }
     if let Some(bytes) = args.memory_limit {
         builder = builder.memory_limit(bytes);
+    }
+    for (key, value) in &args.store_options {
+        builder = builder.store_option(key, value);
     }
     let lake = match &args.cluster {
         Some(url) => cxlake_cluster::connect(builder, url).await?,

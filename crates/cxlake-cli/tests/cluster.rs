@@ -8,7 +8,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use cxlake::arrow::compute::concat_batches;
 use cxlake::arrow::datatypes::{DataType, Float64Type};
 use cxlake::datafusion::common::ScalarValue;
 use cxlake::{Lake, LakeBuilder};
+use cxlake_tests::servers::{S3Kind, Server, S3_ACCESS_KEY, S3_SECRET_KEY};
 use tempfile::TempDir;
 
 /// One query per metric family at least, each over tables split into several files. No
@@ -280,8 +281,10 @@ struct Node {
 }
 
 impl Node {
-    fn start(args: &[String]) -> Self {
-        Self { child: spawn(args, Stdio::inherit()) }
+    fn start(args: &[String], env: &[(&str, String)]) -> Self {
+        let mut command = command(args, Stdio::inherit());
+        command.envs(env.iter().map(|(k, v)| (k, v)));
+        Self { child: command.spawn().expect("start cxlake") }
     }
 
     fn kill(&mut self) {
@@ -318,8 +321,13 @@ struct ProcessCluster {
 
 impl ProcessCluster {
     fn start() -> Self {
+        Self::start_with_env(&[])
+    }
+
+    /// A cluster whose every process has `env` in its environment.
+    fn start_with_env(env: &[(&str, String)]) -> Self {
         let args = ["cluster", "scheduler", "--port", "0", "--executor-timeout", "6"];
-        let mut scheduler = Node::start(&args.map(String::from));
+        let mut scheduler = Node::start(&args.map(String::from), env);
         // The scheduler prints its address once it accepts connections; read it on a thread so
         // that a scheduler that never prints fails the test instead of hanging it.
         let stdout = scheduler.child.stdout.take().unwrap();
@@ -351,7 +359,7 @@ impl ProcessCluster {
                     "1",
                 ]
                 .map(String::from);
-                let node = Node::start(&args);
+                let node = Node::start(&args, env);
                 wait_for_port(port, "an executor");
                 wait_for_port(grpc_port, "an executor");
                 node
@@ -363,15 +371,15 @@ impl ProcessCluster {
     }
 }
 
-/// Starts this build's `cxlake` with no standard input and its standard output piped.
+/// This build's `cxlake` with no standard input and its standard output piped.
+fn command(args: &[String], stderr: Stdio) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cxlake"));
+    command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr);
+    command
+}
+
 fn spawn(args: &[String], stderr: Stdio) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_cxlake"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .expect("start cxlake")
+    command(args, stderr).spawn().expect("start cxlake")
 }
 
 /// Runs the CLI and returns (exit code, stdout, stderr), killing it after 120 s.
@@ -453,5 +461,50 @@ fn a_cluster_of_processes_gives_single_node_answers_and_survives_a_lost_executor
         let (family, sql) = QUERIES[0];
         let got = within("the next query", 240, remote.query(sql)).await.unwrap();
         assert_same(family, &local.query(sql).await.unwrap(), &got);
+    });
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A lake on a real S3 server (s3s-fs): the scheduler and executors find the bucket through the
+/// standard AWS environment variables, as machine credentials would give them, while the client
+/// passes its own as store options. Every family's answers match single-node cxlake over the same
+/// files on local disk.
+#[test]
+fn a_cluster_of_processes_reads_a_lake_on_s3_with_credentials_from_its_environment() {
+    let lake = SplitLake::new();
+    let server = Server::s3(S3Kind::S3sFs, &["lake"]);
+    copy_dir(lake.dir.path(), &server.data.path().join("lake"));
+    copy_dir(&SplitLake::clickstream(), &server.data.path().join("lake/clickstream"));
+    let env = [
+        ("AWS_ENDPOINT_URL", server.endpoint()),
+        ("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY.to_string()),
+        ("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY.to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_ALLOW_HTTP", "true".to_string()),
+    ];
+    let cluster = ProcessCluster::start_with_env(&env);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let local = lake.builder().build().await.unwrap();
+        let on_s3 = Lake::builder()
+            .lake_dir("s3://lake/")
+            .store_option("aws.endpoint", server.endpoint())
+            .store_option("aws.access_key_id", S3_ACCESS_KEY)
+            .store_option("aws.secret_access_key", S3_SECRET_KEY)
+            .store_option("aws.region", "us-east-1")
+            .target_partitions(4);
+        let remote = cxlake_cluster::connect(on_s3, &cluster.url).await.unwrap();
+        check_cluster(&local, &remote).await;
     });
 }

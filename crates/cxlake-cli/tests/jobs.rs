@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{display, Fixture};
+use common::{display, files as tree, Fixture};
 
 /// The nightly job of these tests: answers and NPS of one day, written partitioned by day.
 const KPI_JOB: &str = "\
@@ -23,25 +23,6 @@ fn write_job(f: &Fixture, name: &str, text: &str) -> String {
     let path = f.path(name);
     std::fs::write(&path, text).unwrap();
     display(&path)
-}
-
-/// Every file under `dir`, relative, sorted (staging directories included).
-fn tree(dir: &Path) -> Vec<String> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(root, &path, out);
-            } else {
-                out.push(path.strip_prefix(root).unwrap().display().to_string());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
 }
 
 /// `cxlake --lake <fixture lake> run JOB --param k=v ... EXTRA...`
@@ -205,7 +186,7 @@ fn a_killed_job_leaves_the_target_untouched_and_the_next_run_cleans_up() {
         .unwrap();
     let staged = |dir: &Path| {
         std::fs::read_dir(dir)
-            .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with(".cxlake-staging-big-")))
+            .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with(".cxlake-staging-big.")))
             .unwrap_or(false)
     };
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -279,28 +260,9 @@ fn the_sample_nightly_job_matches_the_same_kpis_queried_directly() {
         assert_eq!(run.code, Some(0), "{run:#?}");
     }
     // What the job wrote, read back from the lake ...
-    let written = sample_run(&[
-        "--lake",
-        &out,
-        "-c",
-        "SELECT s.day, s.channel, s.answers, round(s.nps, 6) AS nps, round(s.csat, 6) AS csat, t.tickets, \
-                round(t.first_response_seconds, 3) AS frt \
-         FROM survey_kpis s JOIN ticket_kpis t ON s.day = t.day AND s.channel = t.channel ORDER BY 1, 2",
-    ])
-    .ok();
+    let written = sample_run(&["--lake", &out, "-c", common::SAMPLE_KPIS_WRITTEN]).ok();
     // ... is what the same KPIs are when queried directly from the sample lake.
-    let direct = sample_run(&[
-        "-c",
-        "SELECT s.day, s.channel, s.answers, round(s.nps, 6) AS nps, round(s.csat, 6) AS csat, t.tickets, \
-                round(t.frt, 3) AS frt \
-         FROM (SELECT CAST(responded_at AS DATE) AS day, channel, count(*) AS answers, nps(score) AS nps, \
-                      csat(satisfaction) AS csat FROM surveys GROUP BY 1, 2) s \
-         JOIN (SELECT CAST(created_at AS DATE) AS day, channel, count(*) AS tickets, \
-                      first_response_time(created_at, first_response_at) AS frt FROM tickets GROUP BY 1, 2) t \
-           ON s.day = t.day AND s.channel = t.channel \
-         WHERE s.day IN (DATE '2025-03-01', DATE '2025-03-02') ORDER BY 1, 2",
-    ])
-    .ok();
+    let direct = sample_run(&["-c", common::SAMPLE_KPIS_DIRECT]).ok();
     assert!(written.lines().count() > 2, "{written}");
     assert_eq!(written, direct);
 }

@@ -108,3 +108,22 @@ fn ctrl_d_leaves_and_ctrl_c_clears_the_line() {
     p.exp_eof().unwrap();
     assert!(matches!(p.process().wait().unwrap(), WaitStatus::Exited(_, 0)));
 }
+
+#[test]
+fn a_job_on_a_terminal_shows_a_bar_of_its_statements() {
+    let f = Fixture::new();
+    let job = f.path("slow.sql");
+    std::fs::write(&job, "SELECT 1 AS one;\nSELECT count(*) AS n FROM generate_series(1, 1200000000) t(v);\n").unwrap();
+    let mut command = f.command();
+    command.args(["run", &job.display().to_string()]).env("TERM", "xterm");
+    let mut p = spawn_command(command, Some(120_000)).expect("spawn cxlake run in a pty");
+    p.exp_string("[1/2] ok: SELECT 1 AS one").unwrap();
+    // While the second statement runs: half of the bar is done. (rexpect reads the terminal a
+    // byte per character, so the expected text is spelled the same way.)
+    let bar = format!("[{}{}] statement 2 of 2 running", "█".repeat(12), "░".repeat(12));
+    p.exp_string(&bar.bytes().map(char::from).collect::<String>()).unwrap();
+    p.exp_string("1200000000").unwrap();
+    p.exp_string("[2/2] ok: SELECT count(*)").unwrap();
+    p.exp_eof().unwrap();
+    assert!(matches!(p.process().wait(), Ok(WaitStatus::Exited(_, 0))));
+}

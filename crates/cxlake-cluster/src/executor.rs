@@ -3,12 +3,14 @@
 use std::sync::Arc;
 
 use ballista_core::registry::BallistaFunctionRegistry;
+use ballista_core::RuntimeProducer;
 use ballista_executor::executor_process::{start_executor_process, ExecutorProcessConfig};
+use cxlake::datafusion::prelude::SessionConfig;
 use cxlake::Result;
 
 use crate::ballista_error;
 use crate::codec::{CxlakeLogicalCodec, CxlakePhysicalCodec};
-use crate::session::{cluster_config, scheduler_endpoint, server_session};
+use crate::session::{cluster_config, scheduler_endpoint, server_session, server_stores};
 
 /// Where an executor listens, which scheduler it serves, and how much work it takes.
 #[derive(Debug, Clone)]
@@ -52,6 +54,17 @@ pub async fn run(options: ExecutorOptions) -> Result<()> {
     let endpoint = url::Url::parse(&scheduler_endpoint(&options.scheduler)?)
         .map_err(|e| cxlake::DataFusionError::Configuration(format!("{}: {e}", options.scheduler)))?;
     let registry = BallistaFunctionRegistry::from(&server_session(cluster_config())?);
+    let stores = server_stores()?;
+    let spill_dir = options.work_dir.clone();
+    // cxlake's runtime (object stores from the environment, no listing cache) instead of
+    // Ballista's default, which reads local files only.
+    let runtime: RuntimeProducer = Arc::new(move |_config: &SessionConfig| {
+        let mut builder = cxlake::lake::runtime_env_builder(None, Arc::clone(&stores));
+        if let Some(dir) = &spill_dir {
+            builder = builder.with_temp_file_path(dir);
+        }
+        builder.build_arc()
+    });
     let config = ExecutorProcessConfig {
         bind_host: options.bind_host.clone(),
         external_host: Some(options.external_host.unwrap_or(options.bind_host)),
@@ -69,6 +82,7 @@ pub async fn run(options: ExecutorOptions) -> Result<()> {
         work_dir: options.work_dir,
         executor_heartbeat_interval_seconds: options.heartbeat_seconds.max(1),
         override_config_producer: Some(Arc::new(cluster_config)),
+        override_runtime_producer: Some(runtime),
         override_function_registry: Some(Arc::new(registry)),
         override_logical_codec: Some(Arc::new(CxlakeLogicalCodec::default())),
         override_physical_codec: Some(Arc::new(CxlakePhysicalCodec::default())),

@@ -1,7 +1,7 @@
 //! The sessions of a cluster: the configuration every process starts from, the session the
 //! scheduler plans in, and the client session a [`Lake`] runs its SQL through.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ballista::prelude::{SessionConfigExt, SessionContextExt};
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
@@ -10,8 +10,9 @@ use ballista_core::utils::default_session_builder;
 use cxlake::datafusion::execution::SessionState;
 use cxlake::datafusion::execution::SessionStateBuilder;
 use cxlake::datafusion::prelude::{SessionConfig, SessionContext};
+use cxlake::stores::LakeStores;
 use cxlake::udfs::CxlakeOptions;
-use cxlake::{DataFusionError, Lake, LakeBuilder, Result};
+use cxlake::{DataFusionError, Lake, LakeBuilder, Result, StoreOptions};
 
 use crate::codec::{CxlakeLogicalCodec, CxlakePhysicalCodec};
 
@@ -43,10 +44,23 @@ pub fn cluster_codec() -> BallistaCodec {
 /// files added to a lake are read by the next query).
 pub fn server_session(config: SessionConfig) -> Result<SessionState> {
     let state = default_session_builder(config)?;
-    let state =
-        SessionStateBuilder::new_from_existing(state).with_runtime_env(cxlake::lake::runtime_env(None)?).build();
+    let runtime = cxlake::lake::runtime_env(None, server_stores()?)?;
+    let state = SessionStateBuilder::new_from_existing(state).with_runtime_env(runtime).build();
     let lake = Lake::with_context(SessionContext::new_with_state(state))?;
     Ok(lake.context().state())
+}
+
+/// The object stores of a scheduler or executor process, shared by all its sessions: each
+/// bucket's store is set up on first use from the cloud's environment variables and credential
+/// chain, as in the CLI. (A client's `--store-option`s and table `OPTIONS` stay with the client;
+/// the cluster's processes need their own credentials, as a cloud's machine roles give them.)
+pub fn server_stores() -> Result<Arc<LakeStores>> {
+    static STORES: OnceLock<Arc<LakeStores>> = OnceLock::new();
+    if let Some(stores) = STORES.get() {
+        return Ok(Arc::clone(stores));
+    }
+    let stores = Arc::new(LakeStores::new(StoreOptions::new())?);
+    Ok(Arc::clone(STORES.get_or_init(|| stores)))
 }
 
 /// The scheduler address (`http://host:port`) a `df://host[:port]` URL names.
@@ -77,13 +91,14 @@ pub async fn connect(builder: LakeBuilder, url: &str) -> Result<Lake> {
              `cxlake cluster scheduler`, or check the host and port"
         ))
     })?;
+    let stores = builder.stores()?;
     let state = SessionStateBuilder::new()
         .with_default_features()
         .with_config(with_codecs(builder.session_config()))
-        .with_runtime_env(cxlake::lake::runtime_env(None)?)
+        .with_runtime_env(cxlake::lake::runtime_env(None, Arc::clone(&stores))?)
         .build();
     let ctx = SessionContext::remote_with_state(url, state).await?;
-    builder.build_on(ctx).await
+    builder.build_on(ctx, stores).await
 }
 
 /// Puts a [`LakeBuilder`]'s lake on a cluster: `Lake::builder().with_sample_lake().build_on_cluster("df://host:50050")`.

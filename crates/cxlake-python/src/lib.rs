@@ -91,7 +91,9 @@ struct PyLake {
 #[pymethods]
 impl PyLake {
     #[new]
-    #[pyo3(signature = (tables=None, lake=None, target_partitions=None, batch_size=None, memory_limit=None, cluster=None))]
+    // One keyword argument per setting, as Python users expect of a constructor.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (tables=None, lake=None, target_partitions=None, batch_size=None, memory_limit=None, storage_options=None, cluster=None))]
     fn new(
         py: Python<'_>,
         tables: Option<&Bound<'_, PyDict>>,
@@ -99,9 +101,13 @@ impl PyLake {
         target_partitions: Option<usize>,
         batch_size: Option<usize>,
         memory_limit: Option<&Bound<'_, PyAny>>,
+        storage_options: Option<std::collections::HashMap<String, String>>,
         cluster: Option<String>,
     ) -> PyResult<Self> {
         let mut builder = cxlake::Lake::builder();
+        for (key, value) in storage_options.unwrap_or_default() {
+            builder = builder.store_option(key, value);
+        }
         if tables.is_none() && lake.is_none() {
             builder = builder.with_sample_lake();
         }

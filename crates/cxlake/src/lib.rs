@@ -24,6 +24,7 @@ pub mod lake;
 pub mod location;
 pub mod sample;
 pub mod statements;
+pub mod stores;
 pub mod write;
 
 pub use cxlake_udfs as udfs;
@@ -34,4 +35,5 @@ pub use format::OutputFormat;
 pub use functions::{cxlake_functions, FunctionInfo};
 pub use lake::{Lake, LakeBuilder, StatementOutput};
 pub use location::Location;
+pub use stores::StoreOptions;
 pub use write::WriteSummary;

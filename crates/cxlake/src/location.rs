@@ -2,9 +2,9 @@
 //!
 //! A location is a Parquet file, a directory of Parquet files (read recursively; `key=value`
 //! directories become partition columns) or a glob (whose `*` also matches across directory
-//! levels, since directories are read recursively), given as a plain path or a URL. URLs with an
-//! object-store scheme are recognised here so that stores can be registered from them; this
-//! build reads local files only and says so when given another scheme.
+//! levels, since directories are read recursively), given as a plain path or a URL: `file://`,
+//! or an object store's (`s3://`, `gs://`, `az://`, `abfss://`, `http(s)://`; the store is set up
+//! from the URL, see [`crate::stores`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -75,11 +75,17 @@ impl Location {
                 }
                 Ok(s)
             }
-            Self::Remote { url } => plan_err!(
-                "table location {url}: object stores ({}://) are not supported by this build yet; \
-                 copy the data to a local directory or mount it",
-                url.scheme()
-            ),
+            // An object store cannot be asked cheaply whether a key is a "directory": a location
+            // ending with `/`, or whose last segment has no extension, is one.
+            Self::Remote { url } => {
+                let mut s = url.to_string();
+                let last = url.path().rsplit('/').next().unwrap_or("");
+                let glob = s.contains(['*', '?', '[']);
+                if !glob && !s.ends_with('/') && !last.contains('.') {
+                    s.push('/');
+                }
+                Ok(s)
+            }
         }
     }
 }
@@ -119,8 +125,12 @@ mod tests {
     }
 
     #[test]
-    fn remote_locations_say_they_are_not_supported_yet() {
-        let err = Location::parse("s3://bucket/events/").unwrap().listing_url().unwrap_err();
-        assert!(err.to_string().contains("s3://"), "{err}");
+    fn remote_directories_end_with_a_slash() {
+        let listing = |raw: &str| Location::parse(raw).unwrap().listing_url().unwrap();
+        assert_eq!(listing("s3://bucket/events"), "s3://bucket/events/");
+        assert_eq!(listing("s3://bucket/events/"), "s3://bucket/events/");
+        assert_eq!(listing("s3://bucket"), "s3://bucket/");
+        assert_eq!(listing("gs://bucket/x/part-0.parquet"), "gs://bucket/x/part-0.parquet");
+        assert_eq!(listing("az://container/x/*.parquet"), "az://container/x/*.parquet");
     }
 }

@@ -107,3 +107,39 @@ impl Run {
 pub fn display(path: &Path) -> String {
     path.display().to_string()
 }
+
+/// Every file under `dir`, relative, sorted (staging directories' files included).
+pub fn files(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.push(path.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// The KPIs the sample nightly job (`sample-data/jobs/daily_kpis.sql`) writes, read back from its
+/// output lake (tables `survey_kpis` and `ticket_kpis`).
+pub const SAMPLE_KPIS_WRITTEN: &str =
+    "SELECT s.day, s.channel, s.answers, round(s.nps, 6) AS nps, round(s.csat, 6) AS csat, t.tickets, \
+            round(t.first_response_seconds, 3) AS frt \
+     FROM survey_kpis s JOIN ticket_kpis t ON s.day = t.day AND s.channel = t.channel ORDER BY 1, 2";
+
+/// The same KPIs for 2025-03-01 and 2025-03-02, queried directly from the sample lake.
+pub const SAMPLE_KPIS_DIRECT: &str =
+    "SELECT s.day, s.channel, s.answers, round(s.nps, 6) AS nps, round(s.csat, 6) AS csat, t.tickets, \
+            round(t.frt, 3) AS frt \
+     FROM (SELECT CAST(responded_at AS DATE) AS day, channel, count(*) AS answers, nps(score) AS nps, \
+                  csat(satisfaction) AS csat FROM surveys GROUP BY 1, 2) s \
+     JOIN (SELECT CAST(created_at AS DATE) AS day, channel, count(*) AS tickets, \
+                  first_response_time(created_at, first_response_at) AS frt FROM tickets GROUP BY 1, 2) t \
+       ON s.day = t.day AND s.channel = t.channel \
+     WHERE s.day IN (DATE '2025-03-01', DATE '2025-03-02') ORDER BY 1, 2";

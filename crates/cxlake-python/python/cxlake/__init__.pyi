@@ -32,6 +32,7 @@ class Lake:
         target_partitions: int | None = None,
         batch_size: int | None = None,
         memory_limit: int | str | None = None,
+        storage_options: Mapping[str, str] | None = None,
         cluster: str | None = None,
     ) -> None: ...
     def register(self, name: str, data: Location | Any) -> None: ...

@@ -1,101 +1,66 @@
-//! Writing back to the lake without half-written output: `COPY ... TO` a local target is written
-//! under a staging directory next to the target and committed only when the whole statement has
-//! succeeded.
-//!
-//! The commit is a sequence of renames within one file system: a single-file target is replaced
-//! by its new file; a directory target written with `PARTITIONED BY` has exactly the partitions
-//! the statement wrote replaced (so a nightly job that rewrites one day can run again and leave
-//! exactly one run's output); a directory target without partitions is replaced as a whole. A
-//! `_SUCCESS` marker is written into a directory target last, the convention Spark and Hadoop
-//! committers use. A statement that fails, or a process that is killed, before the commit leaves
-//! the target as it was and only its staging directory behind, which the next write to the same
-//! target removes.
+//! Staged writes to a local target, committed by renames within one file system.
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::{is_stale_staging, staging_done, staging_name, Commit, WriteSummary, SUCCESS_MARKER};
 use datafusion::common::{DataFusionError, Result};
-use datafusion::sql::parser::CopyToStatement;
 
-/// What a committed write produced.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct WriteSummary {
-    pub files: usize,
-    pub bytes: u64,
-}
-
-/// The prefix of staging directories, next to their target. Names starting with `.` are skipped
-/// when a lake directory is registered.
-const STAGING_PREFIX: &str = ".cxlake-staging-";
-
-/// The marker written into a directory target after a successful commit.
-pub const SUCCESS_MARKER: &str = "_SUCCESS";
-
-/// A local target of `COPY ... TO` and where it is staged.
+/// A local target of a write and where it is staged.
 #[derive(Debug)]
-pub struct StagedCopy {
+pub struct LocalStaged {
     target: PathBuf,
     staging: PathBuf,
-    single_file: bool,
-    partitioned: bool,
+    commit: Commit,
 }
 
 fn io_error(what: &str, path: &Path, e: std::io::Error) -> DataFusionError {
     DataFusionError::Execution(format!("{what} {}: {e}", path.display()))
 }
 
-/// The local path of a COPY target, or `None` for a URL of another scheme.
-fn local_target(target: &str) -> Option<PathBuf> {
-    match target.split_once("://") {
-        None => Some(std::path::absolute(target).unwrap_or_else(|_| PathBuf::from(target))),
-        Some((scheme, _)) if scheme.eq_ignore_ascii_case("file") => {
-            url::Url::parse(target).ok().and_then(|u| u.to_file_path().ok())
-        }
-        Some(_) => None,
-    }
-}
-
-impl StagedCopy {
-    /// Stages `copy` when its target is on local disk: the statement's target is pointed at a new
-    /// staging directory, and stale staging directories of the same target are removed first.
-    pub fn prepare(copy: &mut CopyToStatement) -> Result<Option<Self>> {
-        let Some(target) = local_target(&copy.target) else {
-            return Ok(None);
-        };
-        let partitioned = !copy.partitioned_by.is_empty();
-        let ends_with_slash = copy.target.ends_with('/');
-        let single_file = !partitioned && !ends_with_slash && target.extension().is_some();
+impl LocalStaged {
+    /// Stages a write to the local path `target` in a new staging directory next to it, after
+    /// removing stale staging directories of the same target. Returns where the statement
+    /// should write instead.
+    pub fn prepare(target: PathBuf, commit: Commit) -> Result<(Self, String)> {
         let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "output".to_string());
         let parent = target.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
         std::fs::create_dir_all(&parent).map_err(|e| io_error("cannot create the directory", &parent, e))?;
         remove_stale_staging(&parent, &name);
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let staging = parent.join(format!("{STAGING_PREFIX}{name}-{}-{nanos}", std::process::id()));
+        let staging = parent.join(staging_name(&name));
         std::fs::create_dir_all(&staging).map_err(|e| io_error("cannot create the staging directory", &staging, e))?;
+        let single_file = commit == Commit::File;
         let staged_target = if single_file { staging.join(&name) } else { staging.join("data") };
         let mut staged = staged_target.to_string_lossy().into_owned();
         if !single_file {
+            std::fs::create_dir_all(&staged_target).map_err(|e| io_error("cannot create", &staged_target, e))?;
             staged.push('/');
         }
-        copy.target = staged;
-        Ok(Some(Self { target, staging, single_file, partitioned }))
+        Ok((Self { target, staging, commit }, staged))
     }
 
     /// The statement failed: the staged files go, the target stays as it was.
     pub fn abort(self) {
         let _ = std::fs::remove_dir_all(&self.staging);
+        self.done();
+    }
+
+    fn done(&self) {
+        if let Some(name) = self.staging.file_name() {
+            staging_done(&name.to_string_lossy());
+        }
     }
 
     /// The statement succeeded: moves the staged output into place.
     pub fn commit(self) -> Result<WriteSummary> {
         let result = self.commit_inner();
         let _ = std::fs::remove_dir_all(&self.staging);
+        self.done();
         result
     }
 
     fn commit_inner(&self) -> Result<WriteSummary> {
         let trash = self.staging.join("replaced");
-        if self.single_file {
+        if self.commit == Commit::File {
             let staged = self.staging.join(self.target.file_name().expect("a file name"));
             let summary = summarize(&staged)?;
             std::fs::rename(&staged, &self.target).map_err(|e| io_error("cannot commit", &self.target, e))?;
@@ -104,7 +69,15 @@ impl StagedCopy {
         let data = self.staging.join("data");
         std::fs::create_dir_all(&data).map_err(|e| io_error("cannot create", &data, e))?;
         let summary = summarize(&data)?;
-        if self.partitioned && self.target.is_dir() {
+        if self.commit == Commit::Append {
+            // New files join the table's: their names are new, so nothing is overwritten.
+            for file in files_under(&data)? {
+                let destination = self.target.join(file.strip_prefix(&data).expect("under the staging directory"));
+                create_parent(&destination)?;
+                std::fs::rename(&file, &destination).map_err(|e| io_error("cannot commit", &destination, e))?;
+            }
+            let _ = std::fs::remove_file(self.target.join(SUCCESS_MARKER));
+        } else if self.commit == Commit::Partitions && self.target.is_dir() {
             // Replace exactly the partitions written: the leaf directories of the staged tree.
             for leaf in leaf_dirs(&data)? {
                 let relative = leaf.strip_prefix(&data).expect("under the staging directory");
@@ -155,6 +128,20 @@ fn summarize(path: &Path) -> Result<WriteSummary> {
     Ok(summary)
 }
 
+/// Every file under `root`, recursively.
+fn files_under(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(root).map_err(|e| io_error("cannot read", root, e))? {
+        let path = entry.map_err(|e| io_error("cannot read", root, e))?.path();
+        if path.is_dir() {
+            files.extend(files_under(&path)?);
+        } else {
+            files.push(path);
+        }
+    }
+    Ok(files)
+}
+
 /// Directories under `root` that hold files (the partitions written).
 fn leaf_dirs(root: &Path) -> Result<Vec<PathBuf>> {
     let mut leaves = Vec::new();
@@ -177,25 +164,9 @@ fn leaf_dirs(root: &Path) -> Result<Vec<PathBuf>> {
 /// Removes staging directories of `name` under `parent` left by processes that are gone.
 fn remove_stale_staging(parent: &Path, name: &str) {
     let Ok(entries) = std::fs::read_dir(parent) else { return };
-    let prefix = format!("{STAGING_PREFIX}{name}-");
     for entry in entries.flatten() {
-        let file_name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = file_name.strip_prefix(&prefix) else { continue };
-        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
-        if pid.is_none_or(|pid| !process_alive(pid)) {
+        if is_stale_staging(&entry.file_name().to_string_lossy(), name) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
-    }
-}
-
-fn process_alive(pid: u32) -> bool {
-    if pid == std::process::id() {
-        return true;
-    }
-    if Path::new("/proc/self").exists() {
-        Path::new("/proc").join(pid.to_string()).exists()
-    } else {
-        // Without /proc the owner cannot be checked: keep the directory (it may be in use).
-        true
     }
 }
