@@ -58,6 +58,20 @@ fn tool(variable: &str, what: &str) -> PathBuf {
 }
 
 /// A port that was free a moment ago.
+/// Copies a directory tree: seeds a bucket of a server that keeps buckets as directories
+/// (s3s-fs) with a lake from local disk.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }

@@ -8,7 +8,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use cxlake::arrow::compute::concat_batches;
 use cxlake::arrow::datatypes::{DataType, Float64Type};
 use cxlake::datafusion::common::ScalarValue;
 use cxlake::{Lake, LakeBuilder};
-use cxlake_tests::servers::{S3Kind, Server, S3_ACCESS_KEY, S3_SECRET_KEY};
+use cxlake_tests::servers::{copy_dir, S3Kind, Server, S3_ACCESS_KEY, S3_SECRET_KEY};
 use tempfile::TempDir;
 
 /// One query per metric family at least, each over tables split into several files. No
@@ -462,18 +462,6 @@ fn a_cluster_of_processes_gives_single_node_answers_and_survives_a_lost_executor
         let got = within("the next query", 240, remote.query(sql)).await.unwrap();
         assert_same(family, &local.query(sql).await.unwrap(), &got);
     });
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// A lake on a real S3 server (s3s-fs): the scheduler and executors find the bucket through the

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{display, files, Fixture, Run};
-use cxlake_tests::servers::{S3Kind, Server, S3_ACCESS_KEY, S3_SECRET_KEY};
+use cxlake_tests::servers::{copy_dir, S3Kind, Server, S3_ACCESS_KEY, S3_SECRET_KEY};
 
 /// `cxlake` with the AWS environment pointing at `server`, as a user's scheduler would set it.
 fn cxlake(f: &Fixture, server: &Server) -> Command {
@@ -29,18 +29,6 @@ fn cxlake(f: &Fixture, server: &Server) -> Command {
 
 fn run(f: &Fixture, server: &Server, args: &[&str]) -> Run {
     Run::from(cxlake(f, server).args(args).output().expect("run cxlake"))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[test]
