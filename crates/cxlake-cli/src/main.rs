@@ -43,7 +43,8 @@ prints `Error: <message>` on stderr and none of that statement's rows); 2 for us
 `cxlake run JOB.sql --param run_date=2025-03-01` runs a batch job: the file's statements with every
 ${name} replaced by its --param value (a missing or unknown parameter stops the job before anything
 runs, exit status 2), one log line per statement on standard error (--log-format json for
-schedulers), and `COPY ... TO` a local target committed only when the statement succeeds.
+schedulers), and `COPY ... TO` and `INSERT INTO` output committed only when the statement succeeds
+(on local disk and on object stores).
 
 The REPL keeps its history in $CXLAKE_HISTORY, or ~/.cxlake_history when it is not set.
 Type \\? at the prompt for its commands.";
@@ -91,7 +92,8 @@ struct Args {
     quiet: bool,
 
     /// Run every query on a cxlake cluster: the scheduler's address, df://HOST:PORT (see
-    /// `cxlake cluster --help`). Tables must be at the same paths on every executor
+    /// `cxlake cluster --help`). Local tables must be at the same paths on every executor; object
+    /// stores are reached with each node's own credentials
     #[arg(long, value_name = "URL", global = true)]
     cluster: Option<String>,
 

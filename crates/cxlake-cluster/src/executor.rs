@@ -12,6 +12,20 @@ use crate::ballista_error;
 use crate::codec::{CxlakeLogicalCodec, CxlakePhysicalCodec};
 use crate::session::{cluster_config, scheduler_endpoint, server_session, server_stores};
 
+/// The address a node listens on unless told otherwise: this machine only.
+pub const DEFAULT_BIND_HOST: &str = "127.0.0.1";
+/// The Arrow Flight port of an executor unless told otherwise (Ballista's).
+pub const DEFAULT_FLIGHT_PORT: u16 = 50051;
+/// The gRPC port of an executor unless told otherwise (Ballista's).
+pub const DEFAULT_GRPC_PORT: u16 = 50052;
+/// Seconds between an executor's heartbeats unless told otherwise.
+pub const DEFAULT_HEARTBEAT_SECONDS: u64 = 5;
+
+/// The scheduler an executor serves unless told otherwise: one on this machine's default port.
+pub fn default_scheduler_url() -> String {
+    format!("df://localhost:{}", crate::DEFAULT_SCHEDULER_PORT)
+}
+
 /// Where an executor listens, which scheduler it serves, and how much work it takes.
 #[derive(Debug, Clone)]
 pub struct ExecutorOptions {
@@ -37,14 +51,14 @@ pub struct ExecutorOptions {
 impl Default for ExecutorOptions {
     fn default() -> Self {
         Self {
-            scheduler: format!("df://localhost:{}", crate::DEFAULT_SCHEDULER_PORT),
-            bind_host: "127.0.0.1".to_string(),
+            scheduler: default_scheduler_url(),
+            bind_host: DEFAULT_BIND_HOST.to_string(),
             external_host: None,
-            port: 50051,
-            grpc_port: 50052,
+            port: DEFAULT_FLIGHT_PORT,
+            grpc_port: DEFAULT_GRPC_PORT,
             vcores: 0,
             work_dir: None,
-            heartbeat_seconds: 5,
+            heartbeat_seconds: DEFAULT_HEARTBEAT_SECONDS,
         }
     }
 }

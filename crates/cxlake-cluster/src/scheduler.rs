@@ -13,6 +13,11 @@ use crate::codec::{CxlakeLogicalCodec, CxlakePhysicalCodec};
 use crate::session::{cluster_config, server_session};
 use crate::{ballista_error, DEFAULT_SCHEDULER_PORT};
 
+/// The host name executors and clients reach a scheduler by unless told otherwise.
+pub const DEFAULT_EXTERNAL_HOST: &str = "localhost";
+/// Seconds without a heartbeat before an executor counts as lost, unless told otherwise.
+pub const DEFAULT_EXECUTOR_TIMEOUT_SECONDS: u64 = 30;
+
 /// Where a scheduler listens and how soon it gives up on a silent executor.
 #[derive(Debug, Clone)]
 pub struct SchedulerOptions {
@@ -31,10 +36,10 @@ pub struct SchedulerOptions {
 impl Default for SchedulerOptions {
     fn default() -> Self {
         Self {
-            bind_host: "127.0.0.1".to_string(),
+            bind_host: crate::executor::DEFAULT_BIND_HOST.to_string(),
             port: DEFAULT_SCHEDULER_PORT,
-            external_host: "localhost".to_string(),
-            executor_timeout_seconds: 30,
+            external_host: DEFAULT_EXTERNAL_HOST.to_string(),
+            executor_timeout_seconds: DEFAULT_EXECUTOR_TIMEOUT_SECONDS,
         }
     }
 }

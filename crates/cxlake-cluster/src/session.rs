@@ -80,8 +80,9 @@ pub fn scheduler_endpoint(url: &str) -> Result<String> {
 }
 
 /// Builds `builder`'s lake with every query running on the cluster whose scheduler is at `url`
-/// (`df://HOST:PORT`). Tables are registered as in a local lake; their files must be readable at
-/// the same paths on every executor. Fails when the scheduler cannot be reached, rather than at
+/// (`df://HOST:PORT`). Tables are registered as in a local lake; local files must be readable at
+/// the same paths on every executor, and object stores with the nodes' own credentials (see
+/// [`server_stores`]). Fails when the scheduler cannot be reached, rather than at
 /// the first query.
 pub async fn connect(builder: LakeBuilder, url: &str) -> Result<Lake> {
     let endpoint = scheduler_endpoint(url)?;

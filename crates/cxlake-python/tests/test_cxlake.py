@@ -13,6 +13,7 @@ import pyarrow as pa
 import pytest
 
 import cxlake
+from ports import free_port, wait_for_port
 
 
 @pytest.fixture(scope="module")
@@ -355,23 +356,14 @@ def test_a_cluster_that_cannot_be_reached_is_named():
         cxlake.Lake(cluster="df://127.0.0.1:9")
 
 
-def _free_port():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def cluster_url():
     """A scheduler and one executor of the cxlake binary scripts/test built ($CXLAKE_BIN)."""
-    import socket
     import subprocess
 
     binary = os.environ.get("CXLAKE_BIN")
     if not binary or not os.path.exists(binary):
-        pytest.skip("CXLAKE_BIN names no cxlake binary (scripts/test sets it)")
+        pytest.fail("CXLAKE_BIN names no cxlake binary: run through `bash scripts/test`, which sets it")
     scheduler = subprocess.Popen(
         [binary, "cluster", "scheduler", "--port", "0"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
     )
@@ -384,7 +376,7 @@ def cluster_url():
         reader.join(60)
         assert line and line[0].startswith("cxlake scheduler listening on "), line
         url = "df://" + line[0].split()[-1]
-        port, grpc_port = _free_port(), _free_port()
+        port, grpc_port = free_port(), free_port()
         nodes.append(
             subprocess.Popen(
                 [binary, "cluster", "executor", "--scheduler", url, "--port", str(port), "--grpc-port", str(grpc_port)],
@@ -392,14 +384,7 @@ def cluster_url():
                 stdin=subprocess.DEVNULL,
             )
         )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", grpc_port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the executor did not start within 60 s"
-                time.sleep(0.1)
+        wait_for_port(grpc_port, "the executor", nodes[-1])
         yield url
     finally:
         for node in nodes:

@@ -5,24 +5,17 @@ the bucket, and credentials stay out of error messages."""
 import os
 import pathlib
 import shutil
-import socket
 import subprocess
-import time
 
 import pyarrow.parquet as pq
 import pytest
 
 import cxlake
+from ports import free_port, wait_for_port
 
 SAMPLE = pathlib.Path(__file__).resolve().parents[3] / "sample-data" / "lake"
 ACCESS_KEY = "python-test-access"
 SECRET_KEY = "python-test-secret-7c41d9"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +31,7 @@ def s3(tmp_path_factory):
          "--secret-key", SECRET_KEY, str(root)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    deadline = time.time() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            assert server.poll() is None and time.time() < deadline, "s3s-fs did not start"
-            time.sleep(0.1)
+    wait_for_port(port, "s3s-fs", server)
     yield root, {
         "aws.endpoint": f"http://127.0.0.1:{port}",
         "aws.access_key_id": ACCESS_KEY,

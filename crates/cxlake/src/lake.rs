@@ -217,7 +217,7 @@ impl LakeBuilder {
 pub struct StatementOutput {
     pub schema: SchemaRef,
     pub batches: Vec<RecordBatch>,
-    /// Files and bytes a `COPY ... TO` a local target committed (see [`crate::write`]).
+    /// Files and bytes a `COPY ... TO` or `INSERT INTO` committed (see [`crate::write`]).
     pub written: Option<WriteSummary>,
 }
 
@@ -406,8 +406,9 @@ impl Lake {
     }
 
     /// Runs one statement to completion. Nothing is returned unless the whole statement
-    /// succeeded, so a caller never shows part of a failing result. `COPY ... TO` a local target
-    /// is staged and committed only on success (see [`crate::write`]).
+    /// succeeded, so a caller never shows part of a failing result. `COPY ... TO` and `INSERT INTO`
+    /// a table over a directory are staged and committed only on success, on local disk and on
+    /// object stores (see [`crate::write`]); errors have credentials masked.
     pub async fn execute(&self, sql: &str) -> Result<StatementOutput> {
         self.execute_inner(sql).await.map_err(|e| self.stores.redact_error(e))
     }
@@ -521,7 +522,7 @@ impl Lake {
         Ok(Some((staged, temporary)))
     }
 
-    /// The first local Parquet file of the referenced tables whose footer cannot be read, with
+    /// The first Parquet file (local or on an object store) of the referenced tables whose footer cannot be read, with
     /// the reason: the diagnosis of a failed statement, so it may take time.
     async fn unreadable_file(&self, references: &[TableReference]) -> Option<(String, String)> {
         let state = self.ctx.state();

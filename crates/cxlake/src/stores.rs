@@ -269,6 +269,24 @@ fn store_error(url: &Url, e: object_store::Error) -> DataFusionError {
     ))
 }
 
+/// Applies `options` to a cloud's store builder through its `with_config`, naming a key the cloud
+/// does not know; also says whether `allow_http` was among them.
+fn configure<B, K: FromStr>(
+    mut builder: B,
+    options: Vec<(String, String)>,
+    cloud: Cloud,
+    scheme: &str,
+    with_config: impl Fn(B, K, String) -> B,
+) -> Result<(B, bool)> {
+    let mut allow_http_given = false;
+    for (key, value) in options {
+        let config = K::from_str(&key).map_err(|_| unknown_option(cloud, &key, scheme))?;
+        allow_http_given |= key.ends_with("allow_http");
+        builder = with_config(builder, config, value);
+    }
+    Ok((builder, allow_http_given))
+}
+
 /// Builds the store of `url`'s bucket: the environment's settings, then `options`.
 fn build_store(url: &Url, options: &StoreOptions) -> Result<Arc<dyn ObjectStore>> {
     let Some(cloud) = Cloud::of(url) else {
@@ -279,13 +297,9 @@ fn build_store(url: &Url, options: &StoreOptions) -> Result<Arc<dyn ObjectStore>
     let bucket_url = format!("{}://{}", scheme, url.authority());
     let store: Arc<dyn ObjectStore> = match cloud {
         Cloud::Aws => {
-            let mut builder = AmazonS3Builder::from_env().with_url(&bucket_url);
-            let mut allow_http_given = false;
-            for (key, value) in options {
-                let config = AmazonS3ConfigKey::from_str(&key).map_err(|_| unknown_option(cloud, &key, scheme))?;
-                allow_http_given |= key.ends_with("allow_http");
-                builder = builder.with_config(config, value);
-            }
+            let builder = AmazonS3Builder::from_env().with_url(&bucket_url);
+            let (mut builder, allow_http_given) =
+                configure(builder, options, cloud, scheme, |b, k: AmazonS3ConfigKey, v| b.with_config(k, v))?;
             // An endpoint given as http:// (a local S3 server) is meant to be used as given.
             let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint).unwrap_or_default();
             if !allow_http_given && endpoint.starts_with("http://") {
@@ -294,25 +308,19 @@ fn build_store(url: &Url, options: &StoreOptions) -> Result<Arc<dyn ObjectStore>
             Arc::new(builder.with_retry(retry).build().map_err(|e| store_error(url, e))?)
         }
         Cloud::Gcp => {
-            let mut builder = GoogleCloudStorageBuilder::from_env().with_url(&bucket_url);
-            for (key, value) in options {
-                let config = GoogleConfigKey::from_str(&key).map_err(|_| unknown_option(cloud, &key, scheme))?;
-                builder = builder.with_config(config, value);
-            }
+            let builder = GoogleCloudStorageBuilder::from_env().with_url(&bucket_url);
+            let (mut builder, allow_http_given) =
+                configure(builder, options, cloud, scheme, |b, k: GoogleConfigKey, v| b.with_config(k, v))?;
             let base_url = builder.get_config_value(&GoogleConfigKey::BaseUrl).unwrap_or_default();
-            if base_url.starts_with("http://") {
+            if !allow_http_given && base_url.starts_with("http://") {
                 builder = builder.with_config(GoogleConfigKey::Client(ClientConfigKey::AllowHttp), "true");
             }
             Arc::new(builder.with_retry(retry).build().map_err(|e| store_error(url, e))?)
         }
         Cloud::Azure => {
-            let mut builder = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
-            let mut allow_http_given = false;
-            for (key, value) in options {
-                let config = AzureConfigKey::from_str(&key).map_err(|_| unknown_option(cloud, &key, scheme))?;
-                allow_http_given |= key.ends_with("allow_http");
-                builder = builder.with_config(config, value);
-            }
+            let builder = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
+            let (mut builder, allow_http_given) =
+                configure(builder, options, cloud, scheme, |b, k: AzureConfigKey, v| b.with_config(k, v))?;
             let endpoint = builder.get_config_value(&AzureConfigKey::Endpoint).unwrap_or_default();
             if !allow_http_given && endpoint.starts_with("http://") {
                 builder = builder.with_allow_http(true);

@@ -114,16 +114,10 @@ fn create_parent(path: &Path) -> Result<()> {
 
 /// Files and bytes under `path` (a file or a directory tree).
 fn summarize(path: &Path) -> Result<WriteSummary> {
-    let meta = std::fs::metadata(path).map_err(|e| io_error("cannot read", path, e))?;
-    if meta.is_file() {
-        return Ok(WriteSummary { files: 1, bytes: meta.len() });
-    }
-    let mut summary = WriteSummary::default();
-    for entry in std::fs::read_dir(path).map_err(|e| io_error("cannot read", path, e))? {
-        let entry = entry.map_err(|e| io_error("cannot read", path, e))?;
-        let inner = summarize(&entry.path())?;
-        summary.files += inner.files;
-        summary.bytes += inner.bytes;
+    let files = if path.is_dir() { files_under(path)? } else { vec![path.to_path_buf()] };
+    let mut summary = WriteSummary { files: files.len(), bytes: 0 };
+    for file in &files {
+        summary.bytes += std::fs::metadata(file).map_err(|e| io_error("cannot read", file, e))?.len();
     }
     Ok(summary)
 }
