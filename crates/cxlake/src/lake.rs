@@ -251,7 +251,9 @@ impl Lake {
 
     /// A lake over a session built by the caller (runtime, memory pool, object stores);
     /// cxlake's functions and settings are added. Object stores come from the caller's registry;
-    /// stores for tables registered with options are added to it.
+    /// stores for tables registered with options are added to it. Messages are masked for the
+    /// clouds' secret environment variables and those options only: the caller's registry is not
+    /// read for secrets.
     pub fn with_context(ctx: SessionContext) -> Result<Self> {
         Self::with_stores(ctx, Arc::new(LakeStores::new(StoreOptions::new())?))
     }
