@@ -170,9 +170,12 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// Creates a fresh accumulator, as each partition's aggregation does.
+type MakeAccumulator = Box<dyn Fn() -> Box<dyn GroupsAccumulator>>;
+
 /// The accumulator DataFusion would create for `case`, and its input columns cast to the types
 /// the function's coercion asks for (the cast belongs to the plan, not to the kernel).
-fn prepare(case: &Case) -> (Box<dyn Fn() -> Box<dyn GroupsAccumulator>>, Vec<ArrayRef>) {
+fn prepare(case: &Case) -> (MakeAccumulator, Vec<ArrayRef>) {
     let udf: Arc<AggregateUDF> = cxlake::udfs::all_aggregates()
         .into_iter()
         .find(|u| u.name() == case.function)
@@ -267,7 +270,7 @@ fn kernels(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().sample_size(10);
+    config = Criterion::default().sample_size(10).warm_up_time(std::time::Duration::from_secs(1)).measurement_time(std::time::Duration::from_secs(2));
     targets = kernels
 }
 criterion_main!(benches);

@@ -158,7 +158,7 @@ fn run(options: &Options) -> Result<(), String> {
                     break;
                 }
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if n % 20 == 0 || n == jobs.len() {
+                if n.is_multiple_of(20) || n == jobs.len() {
                     eprintln!("bench_lake: {n}/{} files, {:.0} s", jobs.len(), started.elapsed().as_secs_f64());
                 }
             });

@@ -78,18 +78,11 @@ class Engine:
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def resident_peak_bytes():
+def status_bytes(field):
+    """A memory figure of this process from /proc/self/status (VmRSS, VmHWM), in bytes."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return None
-
-
-def resident_bytes():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     return None
 
@@ -123,13 +116,13 @@ def worker(engine_name, lake):
         request = json.loads(line)
         try:
             measure = request.get("memory") and reset_peak()
-            before = resident_bytes()
+            before = status_bytes("VmRSS")
             start = time.perf_counter()
             rows = engine.run(request["sql"])
             seconds = time.perf_counter() - start
             reply = {"seconds": seconds}
             if measure:
-                reply["peak_bytes"] = max(0, resident_peak_bytes() - before)
+                reply["peak_bytes"] = max(0, status_bytes("VmHWM") - before)
             if request.get("rows"):
                 reply["rows"] = [plain(list(r.values())) for r in rows]
         except Exception as e:  # the parent reports it against the query
