@@ -29,13 +29,9 @@ def months(dialect):
     if dialect == "clickhouse":
         rows = ", ".join(f"({m + 1}, '{bounds[m]}', '{bounds[m + 1]}')" for m in range(12))
         return f"values('m UInt8, period_start DateTime64(3, \\'UTC\\'), period_end DateTime64(3, \\'UTC\\')', {rows}) AS months"
-    rows = ", ".join(f"({m + 1}, {ts(dialect, bounds[m])}, {ts(dialect, bounds[m + 1])})" for m in range(12))
-    if dialect == "datafusion":
-        # Plain string literals in VALUES stay strings in DataFusion: cast them.
-        rows = ", ".join(
-            f"({m + 1}, CAST({ts(dialect, bounds[m])} AS TIMESTAMP), CAST({ts(dialect, bounds[m + 1])} AS TIMESTAMP))"
-            for m in range(12)
-        )
+    # Plain string literals in VALUES stay strings in DataFusion: cast them.
+    lit = (lambda t: f"CAST({ts(dialect, t)} AS TIMESTAMP)") if dialect == "datafusion" else (lambda t: ts(dialect, t))
+    rows = ", ".join(f"({m + 1}, {lit(bounds[m])}, {lit(bounds[m + 1])})" for m in range(12))
     return f"(VALUES {rows}) AS months(m, period_start, period_end)"
 
 

@@ -166,8 +166,6 @@ def close_enough(a, b):
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(close_enough(x, y) for x, y in zip(a, b))
     if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        if a is None or b is None:
-            return a is b
         return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
     if isinstance(a, bool) or isinstance(b, bool):
         return int(a) == int(b)
@@ -366,9 +364,10 @@ def main():
     def log(text):
         print(text, file=sys.stderr, flush=True)
 
-    lakes = [(manifest(lake)["scale"], lake) for lake in args.lakes]
-    scale, lake = lakes[0]
-    info = manifest(lake)
+    manifests = [(manifest(lake), lake) for lake in args.lakes]
+    lakes = [(info["scale"], lake) for info, lake in manifests]
+    info, lake = manifests[0]
+    scale = info["scale"]
     log(f"lake {lake}: scale {scale}, rows {info['rows']}")
     started = time.time()
     results = bench_lake(lake, engines, chosen, args.runs, log)
