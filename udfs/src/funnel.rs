@@ -2,9 +2,10 @@
 //!
 //! [`WindowFunnelFunction`] serves `window_funnel` (the deepest step reached) and
 //! `window_funnel_times` (seconds from step 1 to each step of the chain that reached it). Its
-//! state per group is the group's list of (timestamp, condition bitmask) events: partial states
-//! merge by concatenation and the events are sorted once, when the group is evaluated, so the
-//! result does not depend on partitioning and memory is bounded by the group's event count.
+//! state is every group's (timestamp, condition bitmask) events in one flat buffer: partial
+//! states merge by appending, and each group's events are gathered and sorted once, when the
+//! group is evaluated, so the result does not depend on partitioning and memory is bounded by
+//! the number of counted events.
 //! [`RetentionFunction`] keeps one bitmask per group (which conditions ever held).
 //!
 //! The evaluation follows ClickHouse's `AggregateFunctionWindowFunnel.cpp` step by step; the
@@ -30,8 +31,12 @@ use datafusion::physical_expr::expressions::Literal;
 use crate::common::args;
 use crate::common::fold::counting_rows;
 use crate::common::groups::{GroupStates, Grouped, Single};
-use crate::common::keys::{int32_lists, int64_lists, list_column, list_field};
+use crate::common::keys::{list_column, list_field};
 use crate::common::time::{raw_ticks, timestamp_type, type_ticks_per_second};
+
+/// The aggregates whose state is every row they count: `GROUP BY` them in one phase
+/// ([`crate::common::single_phase`]), as partial aggregation cannot make their state smaller.
+pub const COLLECTING: &[&str] = &["window_funnel", "window_funnel_times"];
 
 /// ClickHouse's limit on funnel and retention conditions (one bit each in a `u32`).
 pub const MAX_CONDITIONS: usize = 32;
@@ -172,7 +177,7 @@ impl WindowFunnelFunction {
     }
 
     fn states(&self, args: &AccumulatorArgs) -> Result<FunnelStates> {
-        Ok(FunnelStates { config: Arc::new(self.config(args)?), groups: Vec::new(), heap: 0 })
+        Ok(FunnelStates::new(self.config(args)?))
     }
 }
 
@@ -244,52 +249,95 @@ struct FunnelConfig {
     conditions: usize,
 }
 
-/// One group's events: (timestamp ticks, bitmask of the conditions the row met). Rows meeting
-/// no condition are kept only under `strict_order`, where they interrupt a chain.
-#[derive(Debug, Default, Clone)]
-struct Events {
-    /// Whether any row counted (non-NULL timestamp and conditions, selected by FILTER).
-    seen: bool,
-    events: Vec<(i64, u32)>,
+/// One counted row of some group: the group, its timestamp ticks and the bitmask of the
+/// conditions it met. Rows meeting no condition are kept only under `strict_order`, where they
+/// interrupt a chain.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    group: u32,
+    mask: u32,
+    ts: i64,
 }
 
+/// The events of all groups in one flat buffer, in arrival order, gathered per group (a stable
+/// counting sort) only when groups are evaluated or emitted. One buffer instead of a list per
+/// group: `GROUP BY user_id` has millions of groups of a few events each, where per-group
+/// allocation and growth cost more than the search itself.
 #[derive(Debug)]
 struct FunnelStates {
     config: Arc<FunnelConfig>,
-    groups: Vec<Events>,
-    /// Bytes of the groups' event lists, kept up to date so that `size` is O(1).
-    heap: usize,
+    /// Per group, whether any row counted (non-NULL timestamp and conditions, selected by FILTER).
+    seen: Vec<bool>,
+    entries: Vec<Entry>,
 }
 
-const EVENT_BYTES: usize = std::mem::size_of::<(i64, u32)>();
+/// Groups gathered from the flat buffer: group `g`'s events are
+/// `events[offsets[g]..offsets[g + 1]]`, in arrival order.
+struct Gathered {
+    offsets: Vec<usize>,
+    events: Vec<(i64, u32)>,
+}
 
-impl Events {
-    /// Appends events and returns the bytes this allocated.
-    fn extend(&mut self, events: impl IntoIterator<Item = (i64, u32)>) -> usize {
-        let before = self.events.capacity();
-        self.events.extend(events);
-        (self.events.capacity() - before) * EVENT_BYTES
+impl Gathered {
+    fn group(&self, g: usize) -> &[(i64, u32)] {
+        &self.events[self.offsets[g]..self.offsets[g + 1]]
+    }
+}
+
+impl FunnelStates {
+    fn new(config: FunnelConfig) -> Self {
+        Self { config: Arc::new(config), seen: Vec::new(), entries: Vec::new() }
+    }
+
+    fn push(&mut self, group: usize, ts: i64, mask: u32) {
+        self.entries.push(Entry { group: group as u32, mask, ts });
+    }
+
+    /// The events of the first `groups` groups, gathered per group.
+    fn gather(&self, groups: usize) -> Gathered {
+        let mut offsets = vec![0usize; groups + 1];
+        for e in &self.entries {
+            let g = e.group as usize;
+            if g < groups {
+                offsets[g + 1] += 1;
+            }
+        }
+        for g in 0..groups {
+            offsets[g + 1] += offsets[g];
+        }
+        let mut next = offsets.clone();
+        let mut events = vec![(0i64, 0u32); offsets[groups]];
+        for e in &self.entries {
+            let g = e.group as usize;
+            if g < groups {
+                events[next[g]] = (e.ts, e.mask);
+                next[g] += 1;
+            }
+        }
+        Gathered { offsets, events }
     }
 }
 
 impl GroupStates for FunnelStates {
     fn empty(&self) -> Result<Self> {
-        Ok(Self { config: Arc::clone(&self.config), groups: Vec::new(), heap: 0 })
+        Ok(Self { config: Arc::clone(&self.config), seen: Vec::new(), entries: Vec::new() })
     }
 
     fn resize(&mut self, groups: usize) {
-        self.groups.resize_with(groups, Events::default);
+        self.seen.resize(groups, false);
     }
 
     fn update(&mut self, values: &[ArrayRef], group_indices: &[usize], filter: Option<&BooleanArray>) -> Result<()> {
+        check_group_count(self.config.name, self.seen.len())?;
         let keep_empty = self.config.mode.strict_order;
         let batch = EventBatch::of(&self.config, values, filter)?;
+        self.entries.reserve(group_indices.len());
         for (row, (&t, &mask)) in batch.ts.values().iter().zip(&batch.masks).enumerate() {
             if batch.counts(row) {
-                let group = &mut self.groups[group_indices[row]];
-                group.seen = true;
+                let g = group_indices[row];
+                self.seen[g] = true;
                 if mask != 0 || keep_empty {
-                    self.heap += group.extend([(t, mask)]);
+                    self.push(g, t, mask);
                 }
             }
         }
@@ -324,6 +372,7 @@ impl GroupStates for FunnelStates {
     }
 
     fn merge(&mut self, states: &[ArrayRef], group_indices: &[usize]) -> Result<()> {
+        check_group_count(self.config.name, self.seen.len())?;
         let ts_lists = list_column(states, 0)?;
         let mask_lists = list_column(states, 1)?;
         let ts = ts_lists.values().as_primitive_opt::<datafusion::arrow::datatypes::Int64Type>();
@@ -332,31 +381,32 @@ impl GroupStates for FunnelStates {
             return internal_err!("{}: unexpected state columns", self.config.name);
         };
         let (ts, masks) = (ts.values(), masks.values());
+        let (ts_offsets, mask_offsets) = (ts_lists.value_offsets(), mask_lists.value_offsets());
+        self.entries.reserve(group_indices.len());
         for (row, &g) in group_indices.iter().enumerate() {
             if ts_lists.is_null(row) {
                 continue;
             }
-            let group = &mut self.groups[g];
-            group.seen = true;
-            let (start, end) = (ts_lists.value_offsets()[row] as usize, ts_lists.value_offsets()[row + 1] as usize);
-            let mask_start = mask_lists.value_offsets()[row] as usize;
-            self.heap += group.extend(
-                ts[start..end].iter().zip(&masks[mask_start..mask_start + end - start]).map(|(&t, &m)| (t, m as u32)),
-            );
+            self.seen[g] = true;
+            let (start, end) = (ts_offsets[row] as usize, ts_offsets[row + 1] as usize);
+            let mask_start = mask_offsets[row] as usize;
+            for (&t, &m) in ts[start..end].iter().zip(&masks[mask_start..mask_start + end - start]) {
+                self.push(g, t, m as u32);
+            }
         }
         Ok(())
     }
 
     fn evaluate(&self, groups: usize) -> Result<ArrayRef> {
+        let gathered = self.gather(groups);
+        let seen = &self.seen[..groups];
         let mut search = Search::new(&self.config);
         if self.config.times {
             let mut offsets = vec![0i32];
             let mut values = Vec::new();
-            let mut valid = Vec::with_capacity(groups);
-            for group in &self.groups[..groups] {
-                valid.push(group.seen);
-                if group.seen {
-                    let (level, chain) = search.run(&group.events);
+            for (g, &seen) in seen.iter().enumerate() {
+                if seen {
+                    let (level, chain) = search.run(gathered.group(g));
                     let start = chain.first().copied().unwrap_or_default();
                     let per_second = self.config.per_second as f64;
                     values.extend(
@@ -366,37 +416,64 @@ impl GroupStates for FunnelStates {
                 offsets.push(values.len() as i32);
             }
             let field = Arc::new(Field::new_list_field(DataType::Float64, true));
-            let nulls = valid.iter().any(|v| !v).then(|| NullBuffer::from(valid));
+            let nulls = seen.iter().any(|v| !v).then(|| NullBuffer::from(seen.to_vec()));
             let values = Arc::new(Float64Array::from(values));
             Ok(Arc::new(ListArray::new(field, OffsetBuffer::new(offsets.into()), values, nulls)))
         } else {
             let levels: UInt8Array =
-                self.groups[..groups].iter().map(|group| group.seen.then(|| search.run(&group.events).0)).collect();
+                seen.iter().enumerate().map(|(g, &seen)| seen.then(|| search.run(gathered.group(g)).0)).collect();
             Ok(Arc::new(levels))
         }
     }
 
     fn state(&self, groups: usize) -> Result<Vec<ArrayRef>> {
-        let groups = &self.groups[..groups];
-        let seen = |g: &&Events| g.seen;
-        Ok(vec![
-            int64_lists(groups.iter().map(|g| seen(&g).then(|| g.events.iter().map(|e| e.0)))),
-            int32_lists(groups.iter().map(|g| seen(&g).then(|| g.events.iter().map(|e| e.1 as i32)))),
-        ])
+        let gathered = self.gather(groups);
+        let offsets: Vec<i32> = gathered.offsets.iter().map(|&o| o as i32).collect();
+        let offsets = OffsetBuffer::new(offsets.into());
+        let seen = &self.seen[..groups];
+        let nulls = seen.iter().any(|v| !v).then(|| NullBuffer::from(seen.to_vec()));
+        let ts: Int64Array = gathered.events.iter().map(|e| e.0).collect();
+        let masks: Int32Array = gathered.events.iter().map(|e| e.1 as i32).collect();
+        let list = |values: ArrayRef| -> ArrayRef {
+            let field = Arc::new(Field::new_list_field(values.data_type().clone(), true));
+            Arc::new(ListArray::new(field, offsets.clone(), values, nulls.clone()))
+        };
+        Ok(vec![list(Arc::new(ts)), list(Arc::new(masks))])
     }
 
     fn drop_first(&mut self, groups: usize) {
-        let freed: usize = self.groups.drain(..groups).map(|g| g.events.capacity() * EVENT_BYTES).sum();
-        self.heap -= freed;
+        if groups >= self.seen.len() {
+            self.seen.clear();
+            self.entries.clear();
+            return;
+        }
+        self.seen.drain(..groups);
+        let dropped = groups as u32;
+        self.entries.retain_mut(|e| {
+            let keep = e.group >= dropped;
+            e.group = e.group.wrapping_sub(dropped);
+            keep
+        });
     }
 
     fn groups(&self) -> usize {
-        self.groups.len()
+        self.seen.len()
     }
 
     fn size(&self) -> usize {
-        self.groups.capacity() * std::mem::size_of::<Events>() + self.heap
+        self.seen.capacity() + self.entries.capacity() * std::mem::size_of::<Entry>()
     }
+}
+
+/// Group numbers are kept as `u32` in the flat buffer.
+fn check_group_count(function: &str, groups: usize) -> Result<()> {
+    if groups > u32::MAX as usize + 1 {
+        return datafusion::common::exec_err!(
+            "{function}: more than {} groups in one aggregation; split the query (for example by a date range)",
+            u32::MAX as u64 + 1
+        );
+    }
+    Ok(())
 }
 
 /// A batch of funnel input: raw timestamps, condition bitmasks and the rows that count.
@@ -955,5 +1032,54 @@ mod tests {
         assert_eq!(search(once, 3, 100, &rows), (2, vec![0, 10]));
         // No events: level 0, no chain.
         assert_eq!(search(FunnelMode::default(), 3, 100, &[]), (0, vec![]));
+    }
+
+    fn two_step_funnel() -> Grouped<FunnelStates> {
+        let config = FunnelConfig {
+            name: "window_funnel",
+            times: false,
+            mode: FunnelMode::default(),
+            window: 100,
+            per_second: 1,
+            ts_index: 1,
+            conditions: 2,
+        };
+        Grouped(FunnelStates::new(config))
+    }
+
+    fn levels(array: ArrayRef) -> Vec<Option<u8>> {
+        array.as_primitive::<datafusion::arrow::datatypes::UInt8Type>().iter().collect()
+    }
+
+    /// Groups live in one flat buffer: emitting the first groups, as ordered aggregation does,
+    /// must leave the later ones whole and renumbered, and states must carry them to another
+    /// accumulator unchanged.
+    #[test]
+    fn emitting_the_first_groups_keeps_the_rest() {
+        use datafusion::arrow::array::TimestampSecondArray;
+        use datafusion::logical_expr::EmitTo;
+        // Group 0: A@0, B@10 (level 2). Group 1: A@0, B@500 (level 1). Group 2: B@5 (level 0).
+        // Group 3: A@7 (level 1). Group 4: no row (NULL). Rows arrive interleaved.
+        let groups = [0, 1, 2, 3, 0, 1];
+        let ts: ArrayRef = Arc::new(TimestampSecondArray::from(vec![0, 0, 5, 7, 10, 500]));
+        let a: ArrayRef = Arc::new(BooleanArray::from(vec![true, true, false, true, false, false]));
+        let b: ArrayRef = Arc::new(BooleanArray::from(vec![false, false, true, false, true, true]));
+        let window: ArrayRef = Arc::new(Float64Array::from(vec![100.0; 6]));
+        let values = [window, ts, a, b];
+
+        let mut funnel = two_step_funnel();
+        funnel.update_batch(&values, &groups, None, 5).unwrap();
+        assert_eq!(levels(funnel.evaluate(EmitTo::First(2)).unwrap()), [Some(2), Some(1)]);
+        assert_eq!(levels(funnel.evaluate(EmitTo::All).unwrap()), [Some(0), Some(1), None]);
+
+        // The same groups through partial states, the first two emitted on their own.
+        let mut partial = two_step_funnel();
+        partial.update_batch(&values, &groups, None, 5).unwrap();
+        let first = partial.state(EmitTo::First(2)).unwrap();
+        let rest = partial.state(EmitTo::All).unwrap();
+        let mut merged = two_step_funnel();
+        merged.merge_batch(&rest, &[2, 3, 4], 5).unwrap();
+        merged.merge_batch(&first, &[0, 1], 5).unwrap();
+        assert_eq!(levels(merged.evaluate(EmitTo::All).unwrap()), [Some(2), Some(1), Some(0), Some(1), None]);
     }
 }

@@ -36,8 +36,11 @@ use std::sync::Arc;
 
 use datafusion::common::Result;
 use datafusion::execution::FunctionRegistry;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 use datafusion::prelude::SessionContext;
+
+use crate::common::single_phase::SinglePhaseCollecting;
 
 pub use common::{CxlakeOptions, InvalidInput};
 pub use wire::{decode_aggregate, encode_aggregate_state};
@@ -112,5 +115,21 @@ pub fn register_all(ctx: &SessionContext) -> Result<Vec<String>> {
     if !has_rule {
         ctx.add_analyzer_rule(Arc::new(rule));
     }
+    add_single_phase_rule(ctx);
     Ok(replaced)
+}
+
+/// Adds [`SinglePhaseCollecting`] for the funnel functions right after DataFusion has combined
+/// partial and final aggregates, so the plan still goes through every later rule and the final
+/// sanity check. Idempotent.
+fn add_single_phase_rule(ctx: &SessionContext) {
+    let state = ctx.state_ref();
+    let mut state = state.write();
+    let mut rules = state.physical_optimizers().to_vec();
+    if rules.iter().any(|r| r.name() == SinglePhaseCollecting::NAME) {
+        return;
+    }
+    let at = rules.iter().position(|r| r.name() == "CombinePartialFinalAggregate").map_or(rules.len(), |i| i + 1);
+    rules.insert(at, Arc::new(SinglePhaseCollecting::new(funnel::COLLECTING)));
+    *state = SessionStateBuilder::new_from_existing(state.clone()).with_physical_optimizer_rules(rules).build();
 }

@@ -1,7 +1,8 @@
 //! What every metric family shares: the invalid-input policy and its session setting, argument
 //! coercion, constant arguments, the row-folding helpers that apply NULL and `FILTER` rules, and
 //! the generic accumulators that turn a per-row kernel into an `Accumulator` (ungrouped and
-//! sliding windows) and a `GroupsAccumulator` (the `GROUP BY` fast path).
+//! sliding windows) and a `GroupsAccumulator` (the `GROUP BY` fast path), and the physical rule
+//! that aggregates collecting functions in one phase.
 
 pub mod args;
 pub mod collect;
@@ -10,6 +11,7 @@ pub mod groups;
 pub mod kernel;
 pub mod keys;
 pub mod policy;
+pub mod single_phase;
 pub mod state;
 pub mod time;
 
