@@ -362,13 +362,7 @@ impl GroupStates for FunnelStates {
             }
             offsets.push(ts.len() as i32);
         }
-        let offsets = OffsetBuffer::new(offsets.into());
-        let nulls = valid.iter().any(|v| !v).then(|| NullBuffer::from(valid));
-        let list = |values: ArrayRef| -> ArrayRef {
-            let field = Arc::new(Field::new_list_field(values.data_type().clone(), true));
-            Arc::new(ListArray::new(field, offsets.clone(), values, nulls.clone()))
-        };
-        Ok(vec![list(Arc::new(Int64Array::from(ts))), list(Arc::new(Int32Array::from(masks)))])
+        Ok(event_lists(offsets, &valid, ts, masks))
     }
 
     fn merge(&mut self, states: &[ArrayRef], group_indices: &[usize]) -> Result<()> {
@@ -428,17 +422,16 @@ impl GroupStates for FunnelStates {
 
     fn state(&self, groups: usize) -> Result<Vec<ArrayRef>> {
         let gathered = self.gather(groups);
-        let offsets: Vec<i32> = gathered.offsets.iter().map(|&o| o as i32).collect();
-        let offsets = OffsetBuffer::new(offsets.into());
-        let seen = &self.seen[..groups];
-        let nulls = seen.iter().any(|v| !v).then(|| NullBuffer::from(seen.to_vec()));
-        let ts: Int64Array = gathered.events.iter().map(|e| e.0).collect();
-        let masks: Int32Array = gathered.events.iter().map(|e| e.1 as i32).collect();
-        let list = |values: ArrayRef| -> ArrayRef {
-            let field = Arc::new(Field::new_list_field(values.data_type().clone(), true));
-            Arc::new(ListArray::new(field, offsets.clone(), values, nulls.clone()))
+        let Ok(offsets) = gathered.offsets.iter().map(|&o| i32::try_from(o)).collect::<Result<Vec<i32>, _>>() else {
+            return datafusion::common::exec_err!(
+                "{}: more than {} events in one partial state; raise datafusion.execution.target_partitions",
+                self.config.name,
+                i32::MAX
+            );
         };
-        Ok(vec![list(Arc::new(ts)), list(Arc::new(masks))])
+        let ts = gathered.events.iter().map(|e| e.0).collect();
+        let masks = gathered.events.iter().map(|e| e.1 as i32).collect();
+        Ok(event_lists(offsets, &self.seen[..groups], ts, masks))
     }
 
     fn drop_first(&mut self, groups: usize) {
@@ -463,6 +456,18 @@ impl GroupStates for FunnelStates {
     fn size(&self) -> usize {
         self.seen.capacity() + self.entries.capacity() * std::mem::size_of::<Entry>()
     }
+}
+
+/// The state columns, `LIST<INT64>` timestamps and `LIST<INT32>` condition masks, one list per
+/// group (or row) sharing `offsets`; `valid[g]` says whether group `g` had a counting row.
+fn event_lists(offsets: Vec<i32>, valid: &[bool], ts: Vec<i64>, masks: Vec<i32>) -> Vec<ArrayRef> {
+    let offsets = OffsetBuffer::new(offsets.into());
+    let nulls = valid.iter().any(|v| !v).then(|| NullBuffer::from(valid.to_vec()));
+    let list = |values: ArrayRef| -> ArrayRef {
+        let field = Arc::new(Field::new_list_field(values.data_type().clone(), true));
+        Arc::new(ListArray::new(field, offsets.clone(), values, nulls.clone()))
+    };
+    vec![list(Arc::new(Int64Array::from(ts))), list(Arc::new(Int32Array::from(masks)))]
 }
 
 /// Group numbers are kept as `u32` in the flat buffer.
