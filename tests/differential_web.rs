@@ -3,6 +3,8 @@
 //! skipped:
 //!
 //! - `session_id` against the LAG-and-running-sum formulation, row by row, at several gaps;
+//! - the same through each way the one-pass session plan orders rows: in memory, through
+//!   DataFusion's sort under a memory limit, and not at all over a file declared in (user, ts) order;
 //! - `pages_per_session`, `avg_session_duration` and `stickiness` against COUNT(DISTINCT ...),
 //!   MIN/MAX per session and distinct (user, day) pairs, ungrouped, grouped and with FILTER.
 //!
@@ -15,14 +17,18 @@ use cxlake_tests::{assert_close, cells, test_lake};
 
 /// Sessions numbered both ways, with the row count and the number of rows where they differ.
 async fn compare_sessions(lake: &Lake, gap: u32, label: &str) {
+    compare_sessions_of(lake, "clickstream", gap, label).await
+}
+
+async fn compare_sessions_of(lake: &Lake, table: &str, gap: u32, label: &str) {
     let sql = format!(
         "WITH ours AS (
-             SELECT event_id, session_id(ts, {gap}) OVER (PARTITION BY user_id ORDER BY ts) AS s FROM clickstream),
+             SELECT event_id, session_id(ts, {gap}) OVER (PARTITION BY user_id ORDER BY ts) AS s FROM {table}),
          marked AS (
              SELECT event_id, user_id, ts,
                     CASE WHEN ts - lag(ts) OVER (PARTITION BY user_id ORDER BY ts) <= INTERVAL '{gap} seconds'
                          THEN 0 ELSE 1 END AS starts
-             FROM clickstream),
+             FROM {table}),
          plain AS (
              SELECT event_id, sum(starts) OVER (PARTITION BY user_id ORDER BY ts ROWS UNBOUNDED PRECEDING) AS s
              FROM marked)
@@ -151,6 +157,80 @@ async fn web_functions_match_plain_sql() {
         }
         let compared = compare_aggregates(&lake, &label).await;
         assert!(compared > 150, "{label}: only {compared} non-NULL comparisons");
+    }
+}
+
+/// The text of every cell of `EXPLAIN [ANALYZE]` for `sql`.
+async fn plan_text(lake: &Lake, explain: &str) -> String {
+    use cxlake::arrow::util::display::array_value_to_string;
+    let output = lake.execute(explain).await.unwrap();
+    let mut text = String::new();
+    for batch in &output.batches {
+        for column in batch.columns() {
+            for row in 0..batch.num_rows() {
+                text += &array_value_to_string(column, row).unwrap();
+                text.push('\n');
+            }
+        }
+    }
+    text
+}
+
+const ONE_SESSION_QUERY: &str =
+    "SELECT count(*), max(s) FROM (SELECT session_id(ts) OVER (PARTITION BY user_id ORDER BY ts) AS s FROM {table})";
+
+/// `session_id` is planned as one `SessionNumberExec` in place of DataFusion's sort and window,
+/// and each of its three ways of ordering rows numbers sessions as the LAG formulation does: in
+/// memory (no memory limit, the default), through DataFusion's sort (under a memory limit), and
+/// not at all when the files declare the (user_id, ts) order.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_pass_sessions_order_rows_every_way() {
+    let query = ONE_SESSION_QUERY.replace("{table}", "clickstream");
+    for (limit, path, other) in [
+        (None, "in_memory_sorted_rows", "sort_exec_sorted_rows"),
+        (Some(256 << 20), "sort_exec_sorted_rows", "in_memory_sorted_rows"),
+    ] {
+        let mut builder = Lake::builder().with_sample_lake().target_partitions(3).batch_size(1000);
+        if let Some(bytes) = limit {
+            builder = builder.memory_limit(bytes);
+        }
+        let lake = builder.build().await.unwrap();
+        let label = format!("memory limit {limit:?}");
+        let plan = plan_text(&lake, &format!("EXPLAIN {query}")).await;
+        assert!(plan.contains("SessionNumberExec") && plan.contains("input=unsorted"), "{label}: {plan}");
+        assert!(!plan.contains("BoundedWindowAggExec") && !plan.contains("SortExec"), "{label}: {plan}");
+        let analyzed = plan_text(&lake, &format!("EXPLAIN ANALYZE {query}")).await;
+        assert!(
+            analyzed.contains(&format!("{path}=")) && !analyzed.contains(&format!("{other}=")),
+            "{label}: {analyzed}"
+        );
+        for gap in [60, 1800] {
+            compare_sessions(&lake, gap, &label).await;
+        }
+    }
+
+    // One file sorted by (user_id, ts), declared so, read as one partition: numbered as it streams.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sorted.parquet");
+    let lake = Lake::builder().with_sample_lake().target_partitions(1).batch_size(777).build().await.unwrap();
+    lake.execute(&format!(
+        "COPY (SELECT event_id, user_id, ts FROM clickstream ORDER BY user_id, ts) TO '{}' STORED AS PARQUET",
+        file.display()
+    ))
+    .await
+    .unwrap();
+    lake.execute(&format!(
+        "CREATE EXTERNAL TABLE sorted_clicks STORED AS PARQUET WITH ORDER (user_id ASC, ts ASC) LOCATION '{}'",
+        file.display()
+    ))
+    .await
+    .unwrap();
+    let query = ONE_SESSION_QUERY.replace("{table}", "sorted_clicks");
+    let plan = plan_text(&lake, &format!("EXPLAIN {query}")).await;
+    assert!(plan.contains("SessionNumberExec") && plan.contains("input=sorted"), "{plan}");
+    assert!(!plan.contains("SortExec"), "declared order, no sort: {plan}");
+    for gap in [60, 1800] {
+        compare_sessions_of(&lake, "sorted_clicks", gap, "declared order").await;
     }
 }
 

@@ -28,6 +28,7 @@ pub mod functions;
 pub mod funnel;
 pub mod rates;
 pub mod service;
+pub mod sessions_plan;
 pub mod survey;
 pub mod web;
 pub mod wire;
@@ -41,6 +42,7 @@ use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 use datafusion::prelude::SessionContext;
 
 use crate::common::single_phase::SinglePhaseCollecting;
+use crate::sessions_plan::OnePassSessions;
 
 pub use common::{CxlakeOptions, InvalidInput};
 pub use wire::{decode_aggregate, encode_aggregate_state};
@@ -115,14 +117,15 @@ pub fn register_all(ctx: &SessionContext) -> Result<Vec<String>> {
     if !has_rule {
         ctx.add_analyzer_rule(Arc::new(rule));
     }
-    add_single_phase_rule(ctx);
+    add_physical_rules(ctx);
     Ok(replaced)
 }
 
-/// Adds [`SinglePhaseCollecting`] for the funnel functions right after DataFusion has combined
-/// partial and final aggregates, so the plan still goes through every later rule and the final
-/// sanity check. Idempotent.
-fn add_single_phase_rule(ctx: &SessionContext) {
+/// Adds cxlake's physical rules: [`SinglePhaseCollecting`] for the funnel functions right after
+/// DataFusion has combined partial and final aggregates, and [`OnePassSessions`] after every rule
+/// that places or removes sorts; both before the final sanity check, which verifies what they
+/// made. Idempotent.
+fn add_physical_rules(ctx: &SessionContext) {
     let state = ctx.state_ref();
     let mut state = state.write();
     let mut rules = state.physical_optimizers().to_vec();
@@ -131,5 +134,7 @@ fn add_single_phase_rule(ctx: &SessionContext) {
     }
     let at = rules.iter().position(|r| r.name() == "CombinePartialFinalAggregate").map_or(rules.len(), |i| i + 1);
     rules.insert(at, Arc::new(SinglePhaseCollecting::new(funnel::COLLECTING)));
+    let at = rules.iter().position(|r| r.name() == "SanityCheckPlan").unwrap_or(rules.len());
+    rules.insert(at, Arc::new(OnePassSessions));
     *state = SessionStateBuilder::new_from_existing(state.clone()).with_physical_optimizer_rules(rules).build();
 }

@@ -22,6 +22,7 @@ use datafusion::logical_expr::{
     Signature, Volatility, WindowUDF, WindowUDFImpl,
 };
 use datafusion::physical_expr::expressions::Literal;
+use datafusion::physical_expr::PhysicalExpr;
 
 use crate::common::args;
 use crate::common::fold::counting_rows;
@@ -72,36 +73,43 @@ impl WindowUDFImpl for SessionIdFunction {
     }
 
     fn partition_evaluator(&self, args: PartitionEvaluatorArgs) -> Result<Box<dyn PartitionEvaluator>> {
-        let gap = match args.input_exprs().get(1) {
-            None => DEFAULT_SESSION_GAP_SECONDS,
-            Some(expr) => {
-                let any: &dyn std::any::Any = expr.as_ref();
-                let Some(literal) = any.downcast_ref::<Literal>() else {
-                    return plan_err!("session_id: gap_seconds must be a constant, not the expression {expr}");
-                };
-                match literal.value().cast_to(&DataType::Float64)? {
-                    ScalarValue::Float64(Some(g)) if g.is_finite() && g >= 0.0 => g,
-                    other => {
-                        return plan_err!(
-                            "session_id: gap_seconds must be a constant number >= 0, not {other}. Accepted: {SESSION_SIGNATURE}"
-                        )
-                    }
-                }
-            }
-        };
         let Some(ts) = args.input_fields().first() else {
             return plan_err!("session_id takes a timestamp. Accepted: {SESSION_SIGNATURE}");
         };
-        let per_second = type_ticks_per_second(ts.data_type(), "session_id")?;
-        // A gap is a whole number of ticks, so `gap > g` is `gap > floor(g)`.
-        let gap = (gap * per_second as f64).floor();
-        let gap = if gap >= i64::MAX as f64 { i64::MAX } else { gap as i64 };
+        let gap = session_gap_ticks(args.input_exprs().get(1), ts.data_type())?;
         Ok(Box::new(SessionEvaluator { gap, session: 0, previous: None }))
     }
 
     fn documentation(&self) -> Option<&Documentation> {
         Some(&SESSION_DOC)
     }
+}
+
+/// The largest gap, in ticks of `ts_type`, that keeps a session going: `gap_seconds` (a
+/// constant number >= 0; 30 minutes when absent). Shared by the window function and the
+/// one-pass plan of [`crate::sessions_plan`], so both number sessions alike.
+pub(crate) fn session_gap_ticks(gap_seconds: Option<&Arc<dyn PhysicalExpr>>, ts_type: &DataType) -> Result<i64> {
+    let gap = match gap_seconds {
+        None => DEFAULT_SESSION_GAP_SECONDS,
+        Some(expr) => {
+            let any: &dyn std::any::Any = expr.as_ref();
+            let Some(literal) = any.downcast_ref::<Literal>() else {
+                return plan_err!("session_id: gap_seconds must be a constant, not the expression {expr}");
+            };
+            match literal.value().cast_to(&DataType::Float64)? {
+                ScalarValue::Float64(Some(g)) if g.is_finite() && g >= 0.0 => g,
+                other => {
+                    return plan_err!(
+                        "session_id: gap_seconds must be a constant number >= 0, not {other}. Accepted: {SESSION_SIGNATURE}"
+                    )
+                }
+            }
+        }
+    };
+    let per_second = type_ticks_per_second(ts_type, "session_id")?;
+    // A gap is a whole number of ticks, so `gap > g` is `gap > floor(g)`.
+    let gap = (gap * per_second as f64).floor();
+    Ok(if gap >= i64::MAX as f64 { i64::MAX } else { gap as i64 })
 }
 
 /// Numbers the sessions of one partition: in a single pass over its timestamps when DataFusion
@@ -157,25 +165,44 @@ impl PartitionEvaluator for SessionEvaluator {
         Ok(ScalarValue::Int64(Some(self.session)))
     }
 
-    fn evaluate_all(&mut self, values: &[ArrayRef], num_rows: usize) -> Result<ArrayRef> {
+    fn evaluate_all(&mut self, values: &[ArrayRef], _num_rows: usize) -> Result<ArrayRef> {
         let Some(ts) = values.first() else {
             return internal_err!("session_id: missing ts");
         };
         let (ticks, _) = raw_ticks(ts, "session_id")?;
-        let gap = self.gap as i128;
-        let mut session = 0i64;
-        let mut previous: Option<i64> = None;
-        let mut out = Vec::with_capacity(num_rows);
+        Ok(Arc::new(SessionRun::default().number(&ticks, self.gap, None)))
+    }
+}
+
+/// Where the numbering of a partition's sessions stands: the current session number and the last
+/// non-NULL timestamp. The window function numbers one partition from a fresh run; the one-pass
+/// plan ([`crate::sessions_plan`]) carries a run across the batches of sorted partitions.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct SessionRun {
+    session: i64,
+    previous: Option<i64>,
+}
+
+impl SessionRun {
+    /// The session number of each row of `ticks`, in row order, going on from this run. A row
+    /// whose `starts` entry is true begins a new partition (numbered from 1 again). A NULL
+    /// timestamp gets NULL and leaves the run as it was.
+    pub(crate) fn number(&mut self, ticks: &Int64Array, gap: i64, starts: Option<&[bool]>) -> Int64Array {
+        let gap = gap as i128;
+        let mut out = Vec::with_capacity(ticks.len());
         for (row, &t) in ticks.values().iter().enumerate() {
-            if ticks.is_valid(row) {
-                if previous.is_none_or(|p| t as i128 - p as i128 > gap) {
-                    session += 1;
-                }
-                previous = Some(t);
+            if starts.is_some_and(|s| s[row]) {
+                *self = SessionRun::default();
             }
-            out.push(session);
+            if ticks.is_valid(row) {
+                if self.previous.is_none_or(|p| t as i128 - p as i128 > gap) {
+                    self.session += 1;
+                }
+                self.previous = Some(t);
+            }
+            out.push(self.session);
         }
-        Ok(Arc::new(Int64Array::new(out.into(), ticks.nulls().cloned())))
+        Int64Array::new(out.into(), ticks.nulls().cloned())
     }
 }
 
@@ -672,7 +699,7 @@ const SECTION: DocSection = DocSection {
 static SESSION_DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         SECTION,
-        "Session number of each event, from 1 within each window partition: a new session starts when the gap to the previous event is greater than gap_seconds (default 1800, the 30-minute inactivity rule). The result is BIGINT. Use it OVER (PARTITION BY user ORDER BY ts); the gap is measured between consecutive rows of that order. A NULL ts gets a NULL session and does not break the sequence (the next event is compared with the last non-NULL one). Timestamps of any unit, with or without a time zone. gap_seconds must be a constant >= 0; anything else fails at planning. Key per-session aggregates on (user, session), e.g. named_struct('user', user_id, 'session', session_id).",
+        "Session number of each event, from 1 within each window partition: a new session starts when the gap to the previous event is greater than gap_seconds (default 1800, the 30-minute inactivity rule). The result is BIGINT. Use it OVER (PARTITION BY user ORDER BY ts); the gap is measured between consecutive rows of that order. A NULL ts gets a NULL session and does not break the sequence (the next event is compared with the last non-NULL one). Timestamps of any unit, with or without a time zone. gap_seconds must be a constant >= 0; anything else fails at planning. Key per-session aggregates on (user, session), e.g. named_struct('user', user_id, 'session', session_id). Partitioned by one integer, date or timestamp column and ordered by a timestamp, it runs in one pass: rows that already arrive in (user, ts) order, as files declared WITH ORDER can give them, are numbered as they stream; otherwise each partition's rows are held and ordered in memory, or, under a memory limit, through DataFusion's sort, which spills to disk.",
         "session_id(ts [, gap_seconds]) OVER (PARTITION BY user_id ORDER BY ts)",
     )
     .with_argument("ts", "The event time: a timestamp of any unit, with or without a time zone.")

@@ -6,7 +6,8 @@
 //! Ballista's own (which handle its shuffle and cache nodes) and add the function's state to the
 //! name (see `cxlake::udfs::wire`). The client, the scheduler and the executors must all use
 //! them: the client and scheduler encode logical plans, the scheduler encodes the physical stages
-//! the executors decode.
+//! the executors decode. The physical codec also carries cxlake's own operator, the one-pass
+//! session numbering (`cxlake::udfs::sessions_plan`).
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use cxlake::datafusion::datasource::file_format::FileFormatFactory;
 use cxlake::datafusion::execution::TaskContext;
 use cxlake::datafusion::logical_expr::{AggregateUDF, Extension, LogicalPlan};
 use cxlake::datafusion::physical_plan::ExecutionPlan;
+use cxlake::udfs::sessions_plan::SessionNumberExec;
 use cxlake::udfs::{decode_aggregate, encode_aggregate_state};
 use cxlake::Result;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
@@ -94,7 +96,8 @@ impl LogicalExtensionCodec for CxlakeLogicalCodec {
     }
 }
 
-/// Ballista's physical codec, with cxlake's aggregates carrying their policy.
+/// Ballista's physical codec, with cxlake's aggregates carrying their policy and cxlake's
+/// one-pass session operator.
 #[derive(Debug, Default)]
 pub struct CxlakePhysicalCodec {
     ballista: BallistaPhysicalExtensionCodec,
@@ -108,6 +111,11 @@ impl PhysicalExtensionCodec for CxlakePhysicalCodec {
         ctx: &TaskContext,
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        if let [input] = inputs {
+            if let Some(exec) = SessionNumberExec::from_bytes(buf, Arc::clone(input))? {
+                return Ok(Arc::new(exec));
+            }
+        }
         self.ballista.try_decode(buf, inputs, ctx, proto_converter)
     }
 
@@ -117,6 +125,10 @@ impl PhysicalExtensionCodec for CxlakePhysicalCodec {
         buf: &mut Vec<u8>,
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<()> {
+        if let Some(exec) = node.downcast_ref::<SessionNumberExec>() {
+            buf.extend_from_slice(&exec.to_bytes());
+            return Ok(());
+        }
         self.ballista.try_encode(node, buf, proto_converter)
     }
 

@@ -1,0 +1,753 @@
+//! A physical rule and operator that number sessions in one pass instead of DataFusion's window
+//! machinery.
+//!
+//! `session_id(ts) OVER (PARTITION BY user ORDER BY ts)` is planned by DataFusion as a
+//! `SortExec` (sorting batches one by one, then merging thousands of sorted runs through row
+//! comparisons) under a `BoundedWindowAggExec` (which keeps state per user and calls the
+//! function once per row with scalar values). With millions of users both costs dominate the
+//! query. [`OnePassSessions`] replaces that pair with [`SessionNumberExec`], which
+//!
+//! - when the input is already ordered by (user, ts) — files that declare that order — numbers
+//!   the rows as they stream through;
+//! - otherwise, with an unlimited memory pool (cxlake's default), holds the partition's rows and
+//!   orders them at once: a counting sort on the user key when its values are dense (user ids
+//!   usually are), then a sort of each user's few (ts, row) pairs; a comparison sort of packed
+//!   keys otherwise;
+//! - under a memory limit, lets DataFusion's `SortExec` order the rows (it spills to disk) and
+//!   numbers its output.
+//!
+//! The rule applies only when every window expression of the operator is `session_id` over the
+//! same `PARTITION BY` column and `ORDER BY` column ascending, both of integer, date or
+//! timestamp type; any other window keeps DataFusion's plan. Numbering is shared with the window
+//! function ([`crate::web::SessionRun`]), so both give the same session numbers.
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::buffer::NullBuffer;
+use datafusion::arrow::compute::{interleave_record_batch, SortOptions};
+use datafusion::arrow::datatypes::{
+    DataType, Date32Type, Date64Type, Field, Int16Type, Int32Type, Int64Type, Int8Type, Schema, SchemaRef, TimeUnit,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type,
+    UInt32Type, UInt64Type, UInt8Type,
+};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{internal_err, DataFusionError, Result};
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryLimit};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::window::StandardWindowExpr;
+use datafusion::physical_expr::{EquivalenceProperties, LexOrdering, PhysicalExpr, PhysicalSortExpr};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::execution_plan::EmissionType;
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowUDFExpr};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties};
+use futures::{StreamExt, TryStreamExt};
+
+use crate::common::time::{raw_ticks, type_ticks_per_second};
+use crate::web::{session_gap_ticks, SessionIdFunction, SessionRun};
+
+/// Replaces `BoundedWindowAggExec[session_id ...] ← SortExec(user, ts)` (or the window alone
+/// over input already ordered by (user, ts)) with [`SessionNumberExec`].
+#[derive(Debug, Default)]
+pub struct OnePassSessions;
+
+impl OnePassSessions {
+    pub const NAME: &'static str = "cxlake_one_pass_sessions";
+
+    fn rewrite(plan: &Arc<dyn ExecutionPlan>) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        let Some(window) = plan.downcast_ref::<BoundedWindowAggExec>() else { return Ok(None) };
+        let Some(shape) = SessionWindow::of(window)? else { return Ok(None) };
+        let child = window.input();
+        let (input, partition_options, sorted) = match child.downcast_ref::<SortExec>() {
+            Some(sort) => {
+                let single = sort.input().output_partitioning().partition_count() <= 1;
+                let keys: Vec<&PhysicalSortExpr> = sort.expr().iter().collect();
+                let [p, o] = keys[..] else { return Ok(None) };
+                let applies = sort.fetch().is_none()
+                    && (sort.preserve_partitioning() || single)
+                    && column_index(&p.expr) == Some(shape.partition)
+                    && column_index(&o.expr) == Some(shape.order)
+                    && o.options == shape.order_options;
+                if !applies {
+                    return Ok(None);
+                }
+                (Arc::clone(sort.input()), p.options, false)
+            }
+            None => {
+                let Ok(keys) = window.partition_by_sort_keys() else { return Ok(None) };
+                let [p] = &keys[..] else { return Ok(None) };
+                if column_index(&p.expr) != Some(shape.partition) {
+                    return Ok(None);
+                }
+                let ordering = shape.ordering(child.schema().as_ref(), p.options)?;
+                if !child.equivalence_properties().ordering_satisfy(ordering)? {
+                    return Ok(None);
+                }
+                (Arc::clone(child), p.options, true)
+            }
+        };
+        let names = window.schema().fields()[input.schema().fields().len()..]
+            .iter()
+            .map(|f| f.name().clone())
+            .collect::<Vec<_>>();
+        let exec = SessionNumberExec::try_new(input, shape, partition_options, names, sorted)?;
+        // Keep DataFusion's plan unless this one promises at least the order the window did.
+        if let Some(ordering) = plan.output_ordering() {
+            if !exec.properties.equivalence_properties().ordering_satisfy(ordering.clone())? {
+                return Ok(None);
+            }
+        }
+        Ok(Some(Arc::new(exec)))
+    }
+}
+
+impl PhysicalOptimizerRule for OnePassSessions {
+    fn optimize(&self, plan: Arc<dyn ExecutionPlan>, _config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            Ok(match Self::rewrite(&node)? {
+                Some(new) => Transformed::yes(new),
+                None => Transformed::no(node),
+            })
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+fn column_index(expr: &Arc<dyn PhysicalExpr>) -> Option<usize> {
+    let any: &dyn std::any::Any = expr.as_ref();
+    any.downcast_ref::<Column>().map(Column::index)
+}
+
+/// Integer, date and timestamp columns: the key types ordered here by their raw values.
+fn fixed_width_key(t: &DataType) -> bool {
+    use DataType::*;
+    matches!(t, Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 | Date32 | Date64 | Timestamp(_, _))
+}
+
+/// What [`SessionNumberExec`] needs of the window: the input columns it partitions and orders
+/// by, and each `session_id`'s timestamp column and gap.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionWindow {
+    partition: usize,
+    order: usize,
+    order_options: SortOptions,
+    sessions: Vec<SessionColumn>,
+}
+
+/// One `session_id(ts, gap)`: the input column of `ts` and the gap in its ticks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct SessionColumn {
+    ts: usize,
+    gap: i64,
+}
+
+impl SessionWindow {
+    fn of(window: &BoundedWindowAggExec) -> Result<Option<Self>> {
+        let schema = window.input().schema();
+        let mut shape: Option<SessionWindow> = None;
+        for expr in window.window_expr() {
+            let Some(standard) = expr.as_any().downcast_ref::<StandardWindowExpr>() else { return Ok(None) };
+            let Some(udwf) = standard.get_standard_func_expr().as_any().downcast_ref::<WindowUDFExpr>() else {
+                return Ok(None);
+            };
+            if udwf.fun().inner().downcast_ref::<SessionIdFunction>().is_none() {
+                return Ok(None);
+            }
+            let (Some(ts), [p], [o]) = (udwf.args().first(), expr.partition_by(), expr.order_by()) else {
+                return Ok(None);
+            };
+            let (Some(ts), Some(partition), Some(order)) = (column_index(ts), column_index(p), column_index(&o.expr))
+            else {
+                return Ok(None);
+            };
+            let ts_type = schema.field(ts).data_type();
+            if !matches!(ts_type, DataType::Timestamp(_, _))
+                || !fixed_width_key(schema.field(partition).data_type())
+                || !fixed_width_key(schema.field(order).data_type())
+                || o.options.descending
+            {
+                return Ok(None);
+            }
+            let gap = session_gap_ticks(udwf.args().get(1), ts_type)?;
+            let column = SessionColumn { ts, gap };
+            match &mut shape {
+                None => {
+                    shape = Some(SessionWindow { partition, order, order_options: o.options, sessions: vec![column] })
+                }
+                Some(s) if s.partition == partition && s.order == order && s.order_options == o.options => {
+                    s.sessions.push(column)
+                }
+                Some(_) => return Ok(None),
+            }
+        }
+        Ok(shape)
+    }
+
+    /// The order rows are numbered in: partition key (with `partition_options`), then ts.
+    fn ordering(&self, schema: &Schema, partition_options: SortOptions) -> Result<LexOrdering> {
+        let key = |index: usize, options| -> Result<PhysicalSortExpr> {
+            Ok(PhysicalSortExpr::new(Arc::new(Column::new(schema.field(index).name(), index)), options))
+        };
+        let keys = [key(self.partition, partition_options)?, key(self.order, self.order_options)?];
+        LexOrdering::new(keys).ok_or_else(|| DataFusionError::Internal("session ordering is empty".into()))
+    }
+}
+
+/// Numbers the sessions of each (user) partition in one pass over rows ordered by (user, ts);
+/// see the module documentation for how it orders them.
+#[derive(Debug)]
+pub struct SessionNumberExec {
+    input: Arc<dyn ExecutionPlan>,
+    window: SessionWindow,
+    partition_options: SortOptions,
+    /// Whether the input already arrives ordered by (user, ts).
+    input_sorted: bool,
+    schema: SchemaRef,
+    properties: Arc<PlanProperties>,
+    /// Rows ordered in memory (`in_memory_sorted_rows`) or by DataFusion's sort under a memory
+    /// limit (`sort_exec_sorted_rows`), as `EXPLAIN ANALYZE` shows.
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl SessionNumberExec {
+    /// `names` are the output names of the session columns, appended to the input's columns.
+    fn try_new(
+        input: Arc<dyn ExecutionPlan>,
+        window: SessionWindow,
+        partition_options: SortOptions,
+        names: Vec<String>,
+        input_sorted: bool,
+    ) -> Result<Self> {
+        if names.len() != window.sessions.len() {
+            return internal_err!("session_id: {} output names for {} sessions", names.len(), window.sessions.len());
+        }
+        let input_schema = input.schema();
+        let mut fields = input_schema.fields().to_vec();
+        fields.extend(names.iter().map(|n| Arc::new(Field::new(n, DataType::Int64, true))));
+        let schema = Arc::new(Schema::new_with_metadata(fields, input_schema.metadata().clone()));
+        let ordering = window.ordering(&input_schema, partition_options)?;
+        let mut eq = EquivalenceProperties::new(Arc::clone(&schema)).extend(input.equivalence_properties().clone())?;
+        let emission = if input_sorted {
+            eq.add_ordering(ordering);
+            input.pipeline_behavior()
+        } else {
+            // The rows come out in a new order: what the input's order implied no longer holds.
+            eq.reorder(ordering)?;
+            EmissionType::Final
+        };
+        let properties = PlanProperties::new(eq, input.output_partitioning().clone(), emission, input.boundedness());
+        let properties = Arc::new(properties);
+        let metrics = ExecutionPlanMetricsSet::new();
+        Ok(Self { input, window, partition_options, input_sorted, schema, properties, metrics })
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.schema.fields()[self.input.schema().fields().len()..].iter().map(|f| f.name().clone()).collect()
+    }
+
+    /// The bytes a cluster codec sends for this operator (its input travels separately).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = CODEC_MAGIC.to_vec();
+        let w = &self.window;
+        let flags = [
+            self.partition_options.descending,
+            self.partition_options.nulls_first,
+            w.order_options.nulls_first,
+            self.input_sorted,
+        ];
+        for n in [w.partition as u64, w.order as u64, flags.iter().fold(0u64, |acc, &f| acc << 1 | f as u64)] {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        out.extend_from_slice(&(w.sessions.len() as u64).to_le_bytes());
+        let names = self.names();
+        for (s, name) in w.sessions.iter().zip(&names) {
+            out.extend_from_slice(&(s.ts as u64).to_le_bytes());
+            out.extend_from_slice(&s.gap.to_le_bytes());
+            out.extend_from_slice(&(name.len() as u64).to_le_bytes());
+        }
+        for name in names {
+            out.extend_from_slice(name.as_bytes());
+        }
+        out
+    }
+
+    /// The operator [`Self::to_bytes`] wrote, over `input`; `None` when `buf` is not one.
+    pub fn from_bytes(buf: &[u8], input: Arc<dyn ExecutionPlan>) -> Result<Option<Self>> {
+        let Some(mut rest) = buf.strip_prefix(CODEC_MAGIC) else { return Ok(None) };
+        let bad = || DataFusionError::Internal("session_id: truncated one-pass session plan".into());
+        let mut word = || -> Result<u64> {
+            let (head, tail) = rest.split_first_chunk::<8>().ok_or_else(bad)?;
+            rest = tail;
+            Ok(u64::from_le_bytes(*head))
+        };
+        let (partition, order, flags, count) = (word()? as usize, word()? as usize, word()?, word()?);
+        let flag = |bit: u32| flags >> bit & 1 == 1;
+        let mut sessions = Vec::new();
+        let mut lengths = Vec::new();
+        for _ in 0..count {
+            sessions.push(SessionColumn { ts: word()? as usize, gap: word()? as i64 });
+            lengths.push(word()? as usize);
+        }
+        let mut names = Vec::new();
+        let mut text = rest;
+        for len in lengths {
+            let (name, tail) = text.split_at_checked(len).ok_or_else(bad)?;
+            names.push(String::from_utf8(name.to_vec()).map_err(|e| DataFusionError::Internal(e.to_string()))?);
+            text = tail;
+        }
+        let order_options = SortOptions { descending: false, nulls_first: flag(1) };
+        let partition_options = SortOptions { descending: flag(3), nulls_first: flag(2) };
+        let window = SessionWindow { partition, order, order_options, sessions };
+        Self::try_new(input, window, partition_options, names, flag(0)).map(Some)
+    }
+}
+
+const CODEC_MAGIC: &[u8] = b"cxlake.session_number.v1\0";
+
+impl DisplayAs for SessionNumberExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let schema = self.input.schema();
+        let w = &self.window;
+        let gaps = w.sessions.iter().map(|s| {
+            let field = schema.field(s.ts);
+            let per_second = type_ticks_per_second(field.data_type(), "session_id").unwrap_or(1);
+            format!("{}@{} gap {} s", field.name(), s.ts, s.gap as f64 / per_second as f64)
+        });
+        write!(
+            f,
+            "SessionNumberExec: partition={}@{}, order={}@{}, sessions=[{}], input={}",
+            schema.field(w.partition).name(),
+            w.partition,
+            schema.field(w.order).name(),
+            w.order,
+            gaps.collect::<Vec<_>>().join(", "),
+            if self.input_sorted { "sorted" } else { "unsorted" }
+        )
+    }
+}
+
+impl ExecutionPlan for SessionNumberExec {
+    fn name(&self) -> &str {
+        "SessionNumberExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![self.input_sorted]
+    }
+
+    fn with_new_children(self: Arc<Self>, mut children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.len() != 1 {
+            return internal_err!("SessionNumberExec takes one input, not {}", children.len());
+        }
+        let input = children.swap_remove(0);
+        let exec = Self::try_new(input, self.window.clone(), self.partition_options, self.names(), self.input_sorted)?;
+        Ok(Arc::new(exec))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        let mut numbering = Numbering::new(&self.window, Arc::clone(&self.schema));
+        let input_schema = self.input.schema();
+        let mut sorted_rows = None;
+        let sorted = if self.input_sorted {
+            self.input.execute(partition, context)?
+        } else if !matches!(context.memory_pool().memory_limit(), MemoryLimit::Infinite) {
+            sorted_rows = Some(MetricBuilder::new(&self.metrics).counter("sort_exec_sorted_rows", partition));
+            let ordering = self.window.ordering(&input_schema, self.partition_options)?;
+            let sort = SortExec::new(ordering, Arc::clone(&self.input)).with_preserve_partitioning(true);
+            sort.execute(partition, context)?
+        } else {
+            sorted_rows = Some(MetricBuilder::new(&self.metrics).counter("in_memory_sorted_rows", partition));
+            let input = self.input.execute(partition, Arc::clone(&context))?;
+            let reservation =
+                MemoryConsumer::new(format!("SessionNumberExec[{partition}]")).register(context.memory_pool());
+            let batch_size = context.session_config().batch_size();
+            let (window, options) = (self.window.clone(), self.partition_options);
+            let sorted = futures::stream::once(async move {
+                let batches: Vec<RecordBatch> = input
+                    .and_then(|batch| {
+                        let grown = reservation.try_grow(batch.get_array_memory_size());
+                        futures::future::ready(grown.map(|_| batch))
+                    })
+                    .try_collect()
+                    .await?;
+                let held = HeldRows::new(batches)?;
+                let order = session_order(&held, &window, options)?;
+                // Taken lazily, batch by batch; the held rows stay reserved until the last one.
+                // Each take checks every held batch's type and NULLs, so the output comes in at
+                // most about 64 batches, not thousands.
+                let batch_size = batch_size.max(order.len().div_ceil(64)).max(1);
+                let out = (0..order.len().div_ceil(batch_size)).map(move |chunk| {
+                    let _held = &reservation;
+                    held.take(&order[chunk * batch_size..((chunk + 1) * batch_size).min(order.len())])
+                });
+                Ok::<_, DataFusionError>(futures::stream::iter(out))
+            })
+            .try_flatten();
+            Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&input_schema), sorted))
+        };
+        let out = sorted.map(move |batch| {
+            let batch = batch?;
+            if let Some(rows) = &sorted_rows {
+                rows.add(batch.num_rows());
+            }
+            numbering.number(&batch)
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.schema), out)))
+    }
+}
+
+/// Order-preserving 64-bit keys of a key column's values (NULL slots hold arbitrary keys).
+fn order_keys(array: &ArrayRef, descending: bool) -> Result<Vec<u64>> {
+    macro_rules! signed {
+        ($t:ty) => {
+            array.as_primitive::<$t>().values().iter().map(|&v| (v as i64 as u64) ^ (1 << 63)).collect::<Vec<u64>>()
+        };
+    }
+    macro_rules! unsigned {
+        ($t:ty) => {
+            array.as_primitive::<$t>().values().iter().map(|&v| v as u64).collect::<Vec<u64>>()
+        };
+    }
+    let mut keys = match array.data_type() {
+        DataType::Int8 => signed!(Int8Type),
+        DataType::Int16 => signed!(Int16Type),
+        DataType::Int32 => signed!(Int32Type),
+        DataType::Int64 => signed!(Int64Type),
+        DataType::UInt8 => unsigned!(UInt8Type),
+        DataType::UInt16 => unsigned!(UInt16Type),
+        DataType::UInt32 => unsigned!(UInt32Type),
+        DataType::UInt64 => unsigned!(UInt64Type),
+        DataType::Date32 => signed!(Date32Type),
+        DataType::Date64 => signed!(Date64Type),
+        DataType::Timestamp(TimeUnit::Second, _) => signed!(TimestampSecondType),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => signed!(TimestampMillisecondType),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => signed!(TimestampMicrosecondType),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => signed!(TimestampNanosecondType),
+        other => return internal_err!("session_id: cannot order rows by a {other} key"),
+    };
+    if descending {
+        keys.iter_mut().for_each(|k| *k = !*k);
+    }
+    Ok(keys)
+}
+
+/// A row to place within its partition, packed so that one integer comparison orders it: the
+/// NULL rank of its ts (NULLS FIRST or LAST) in bits 96..98, the ts key in bits 32..96 and where
+/// the row is held (batch, then row in the batch: see [`HeldRows`]) in bits 0..32, so equal
+/// timestamps keep their input order.
+type Placed = u128;
+
+/// A partition's rows as the batches they arrived in (not copied into one): a row is addressed
+/// by 32 bits, the batch number above `row_bits` and the row within the batch below.
+struct HeldRows {
+    batches: Vec<RecordBatch>,
+    row_bits: u32,
+}
+
+impl HeldRows {
+    fn new(batches: Vec<RecordBatch>) -> Result<Self> {
+        let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
+        let longest = batches.iter().map(RecordBatch::num_rows).max().unwrap_or(1);
+        let row_bits = longest.next_power_of_two().trailing_zeros();
+        if row_bits >= 32 || batches.len() > 1 << (32 - row_bits) {
+            let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+            return internal_err!(
+                "session_id: {rows} rows in {} batches in one partition is more than the one-pass plan holds; \
+                 raise datafusion.execution.target_partitions, or set a memory limit so rows are sorted on disk",
+                batches.len()
+            );
+        }
+        Ok(Self { batches, row_bits })
+    }
+
+    fn address(&self, batch: usize, row: usize) -> u128 {
+        ((batch as u128) << self.row_bits) | row as u128
+    }
+
+    /// The (batch, row) a placed row is held at.
+    fn locate(&self, placed: Placed) -> (usize, usize) {
+        let address = placed as u32;
+        ((address >> self.row_bits) as usize, (address & ((1 << self.row_bits) - 1)) as usize)
+    }
+
+    /// The rows at `placed`, in that order, as one batch.
+    fn take(&self, placed: &[Placed]) -> Result<RecordBatch> {
+        let indices: Vec<(usize, usize)> = placed.iter().map(|&p| self.locate(p)).collect();
+        let batches: Vec<&RecordBatch> = self.batches.iter().collect();
+        Ok(interleave_record_batch(&batches, &indices)?)
+    }
+}
+
+/// Calls `f` with every held row's partition key (`None` for NULL) and placed value, batch by
+/// batch.
+fn for_each_row(
+    held: &HeldRows,
+    window: &SessionWindow,
+    partition_options: SortOptions,
+    mut f: impl FnMut(Option<u64>, Placed),
+) -> Result<()> {
+    let null_ts_rank: u128 = if window.order_options.nulls_first { 0 } else { 2 };
+    for (b, batch) in held.batches.iter().enumerate() {
+        let users = batch.column(window.partition);
+        let (keys, nulls) = (order_keys(users, partition_options.descending)?, users.logical_nulls());
+        let ts = batch.column(window.order);
+        let (ts_keys, ts_nulls) = (order_keys(ts, false)?, ts.logical_nulls());
+        for (row, (&key, &ts_key)) in keys.iter().zip(&ts_keys).enumerate() {
+            let rank = if ts_nulls.as_ref().is_some_and(|n| n.is_null(row)) { null_ts_rank } else { 1 };
+            let placed = rank << 96 | (ts_key as u128) << 32 | held.address(b, row);
+            f(nulls.as_ref().is_none_or(|n| n.is_valid(row)).then_some(key), placed);
+        }
+    }
+    Ok(())
+}
+
+/// The order of the held rows by (partition key, ts) as the window requires it. Each pass reads
+/// the batches again instead of keeping per-row keys: memory beyond the rows is the placed rows
+/// (16 bytes each) and, for dense keys, one counter per key value.
+fn session_order(held: &HeldRows, window: &SessionWindow, partition_options: SortOptions) -> Result<Vec<Placed>> {
+    let users = |batch: &RecordBatch| -> Result<(Vec<u64>, Option<NullBuffer>)> {
+        let column = batch.column(window.partition);
+        Ok((order_keys(column, partition_options.descending)?, column.logical_nulls()))
+    };
+    let (mut lo, mut hi, mut keyed) = (u64::MAX, 0u64, 0usize);
+    for batch in &held.batches {
+        let (keys, nulls) = users(batch)?;
+        for (row, &key) in keys.iter().enumerate() {
+            if nulls.as_ref().is_none_or(|n| n.is_valid(row)) {
+                (lo, hi, keyed) = (lo.min(key), hi.max(key), keyed + 1);
+            }
+        }
+    }
+    let mut null_users = Vec::new();
+    let placed = if keyed > 0 && hi - lo <= 2 * keyed as u64 + 4096 {
+        // Dense keys: one bucket per key value, then each user's few rows sorted by ts.
+        let buckets = (hi - lo) as usize + 1;
+        let mut bounds = vec![0u32; buckets + 1];
+        for batch in &held.batches {
+            let (keys, nulls) = users(batch)?;
+            for (row, &key) in keys.iter().enumerate() {
+                if nulls.as_ref().is_none_or(|n| n.is_valid(row)) {
+                    bounds[(key - lo) as usize + 1] += 1;
+                }
+            }
+        }
+        for b in 1..=buckets {
+            bounds[b] += bounds[b - 1];
+        }
+        let mut fill = bounds.clone();
+        let mut placed: Vec<Placed> = vec![0; keyed];
+        for_each_row(held, window, partition_options, |key, p| match key {
+            Some(key) => {
+                let slot = &mut fill[(key - lo) as usize];
+                placed[*slot as usize] = p;
+                *slot += 1;
+            }
+            None => null_users.push(p),
+        })?;
+        for b in 0..buckets {
+            let run = &mut placed[bounds[b] as usize..bounds[b + 1] as usize];
+            if run.len() > 1 {
+                run.sort_unstable();
+            }
+        }
+        placed
+    } else {
+        let mut wide: Vec<(u64, Placed)> = Vec::with_capacity(keyed);
+        for_each_row(held, window, partition_options, |key, p| match key {
+            Some(key) => wide.push((key, p)),
+            None => null_users.push(p),
+        })?;
+        wide.sort_unstable();
+        wide.into_iter().map(|(_, p)| p).collect()
+    };
+    if null_users.is_empty() {
+        return Ok(placed);
+    }
+    null_users.sort_unstable();
+    let (first, last) = if partition_options.nulls_first { (null_users, placed) } else { (placed, null_users) };
+    Ok(first.into_iter().chain(last).collect())
+}
+
+/// Session numbers for batches of rows ordered by (partition key, ts), carried across batches.
+struct Numbering {
+    partition: usize,
+    sessions: Vec<SessionColumn>,
+    runs: Vec<SessionRun>,
+    /// The last row's partition key (`None` for a NULL key), once a row has been seen.
+    last_key: Option<Option<u64>>,
+    schema: SchemaRef,
+}
+
+impl Numbering {
+    fn new(window: &SessionWindow, schema: SchemaRef) -> Self {
+        Self {
+            partition: window.partition,
+            sessions: window.sessions.clone(),
+            runs: vec![SessionRun::default(); window.sessions.len()],
+            last_key: None,
+            schema,
+        }
+    }
+
+    fn number(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let users = batch.column(self.partition);
+        let keys = order_keys(users, false)?;
+        let nulls = users.logical_nulls();
+        let mut starts = Vec::with_capacity(batch.num_rows());
+        for (row, &key) in keys.iter().enumerate() {
+            let key = nulls.as_ref().is_none_or(|n| n.is_valid(row)).then_some(key);
+            starts.push(self.last_key != Some(key));
+            self.last_key = Some(key);
+        }
+        let mut columns = batch.columns().to_vec();
+        for (session, run) in self.sessions.iter().zip(&mut self.runs) {
+            let (ticks, _) = raw_ticks(batch.column(session.ts), "session_id")?;
+            columns.push(Arc::new(run.number(&ticks, session.gap, Some(&starts))) as ArrayRef);
+        }
+        Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Int64Array, TimestampSecondArray};
+
+    fn batch(users: Vec<Option<i64>>, ts: Vec<Option<i64>>) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("u", DataType::Int64, true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Second, None), true),
+        ]));
+        let columns: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(users)), Arc::new(TimestampSecondArray::from(ts))];
+        RecordBatch::try_new(schema, columns).unwrap()
+    }
+
+    fn window(nulls_first: bool) -> SessionWindow {
+        SessionWindow {
+            partition: 0,
+            order: 1,
+            order_options: SortOptions { descending: false, nulls_first },
+            sessions: vec![SessionColumn { ts: 1, gap: 10 }],
+        }
+    }
+
+    /// The input positions (over all batches) of the rows in session order, read back through
+    /// [`HeldRows::take`] from an `id` column added to the batches.
+    fn rows_in_order(batches: Vec<RecordBatch>, window: &SessionWindow, options: SortOptions) -> Vec<i64> {
+        let mut next = 0;
+        let with_ids = batches
+            .into_iter()
+            .map(|b| {
+                let ids = Int64Array::from_iter_values(next..next + b.num_rows() as i64);
+                next += b.num_rows() as i64;
+                let mut fields = b.schema().fields().to_vec();
+                fields.push(Arc::new(Field::new("id", DataType::Int64, false)));
+                let mut columns = b.columns().to_vec();
+                columns.push(Arc::new(ids));
+                RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+            })
+            .collect();
+        let held = HeldRows::new(with_ids).unwrap();
+        let order = session_order(&held, window, options).unwrap();
+        let taken = held.take(&order).unwrap();
+        taken.column(2).as_primitive::<Int64Type>().values().to_vec()
+    }
+
+    #[test]
+    fn orders_dense_and_sparse_keys_with_nulls_where_asked() {
+        // Rows 0..7: users 3, 1, NULL, 3, 1, 3, NULL; ts with one NULL in user 3.
+        let dense = batch(
+            vec![Some(3), Some(1), None, Some(3), Some(1), Some(3), None],
+            vec![Some(50), Some(20), Some(5), None, Some(10), Some(40), Some(1)],
+        );
+        let asc_last = SortOptions { descending: false, nulls_first: false };
+        // user 1: ts 10 (row 4), 20 (row 1); user 3: 40 (5), 50 (0), NULL (3); NULL users: 1 (6), 5 (2).
+        assert_eq!(rows_in_order(vec![dense.clone()], &window(false), asc_last), vec![4, 1, 5, 0, 3, 6, 2]);
+        // NULL ts first within the partition, NULL users first, users descending.
+        let desc_first = SortOptions { descending: true, nulls_first: true };
+        assert_eq!(rows_in_order(vec![dense.clone()], &window(true), desc_first), vec![6, 2, 3, 5, 0, 4, 1]);
+        // The same rows over several batches of uneven length: addressed by (batch, row).
+        let split = vec![dense.slice(0, 3), dense.slice(3, 0), dense.slice(3, 1), dense.slice(4, 3)];
+        let rows = rows_in_order(split, &window(false), asc_last);
+        assert_eq!(rows, vec![4, 1, 5, 0, 3, 6, 2]);
+        // Keys too far apart for buckets take the comparison sort and give the same order.
+        let sparse = batch(
+            vec![Some(3_000_000_000_000), Some(-7), Some(3_000_000_000_000), Some(-7)],
+            vec![Some(9), Some(8), Some(2), Some(8)],
+        );
+        assert_eq!(rows_in_order(vec![sparse], &window(false), asc_last), vec![1, 3, 2, 0]);
+    }
+
+    #[test]
+    fn numbering_goes_on_across_batches_and_restarts_per_user() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("u", DataType::Int64, true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Second, None), true),
+            Field::new("s", DataType::Int64, true),
+        ]));
+        let mut numbering = Numbering::new(&window(false), schema);
+        // Gap 10: user 1 at 0, 10 (same), 21 (new); the second batch goes on with user 1 at 25,
+        // then user 2 starts at 1 even though its ts is close; NULL ts keeps NULL.
+        let first =
+            numbering.number(&batch(vec![Some(1), Some(1), Some(1)], vec![Some(0), Some(10), Some(21)])).unwrap();
+        let second = numbering
+            .number(&batch(vec![Some(1), Some(2), Some(2), None], vec![Some(25), Some(26), None, Some(3)]))
+            .unwrap();
+        let sessions = |b: &RecordBatch| b.column(2).as_primitive::<Int64Type>().iter().collect::<Vec<_>>();
+        assert_eq!(sessions(&first), vec![Some(1), Some(1), Some(2)]);
+        assert_eq!(sessions(&second), vec![Some(2), Some(1), None, Some(1)]);
+    }
+
+    #[test]
+    fn the_cluster_bytes_give_back_the_same_operator() {
+        use datafusion::physical_plan::displayable;
+        use datafusion::physical_plan::empty::EmptyExec;
+        let input: Arc<dyn ExecutionPlan> = Arc::new(EmptyExec::new(batch(vec![], vec![]).schema()));
+        let mut shape = window(true);
+        shape.sessions.push(SessionColumn { ts: 1, gap: 7 });
+        let options = SortOptions { descending: true, nulls_first: false };
+        let names = vec!["first".to_string(), "second, with a comma".to_string()];
+        let exec = SessionNumberExec::try_new(Arc::clone(&input), shape.clone(), options, names, true).unwrap();
+        let back = SessionNumberExec::from_bytes(&exec.to_bytes(), input.clone()).unwrap().unwrap();
+        assert_eq!((&back.window, back.partition_options, back.input_sorted), (&shape, options, true));
+        assert_eq!(back.schema, exec.schema);
+        assert_eq!(displayable(&back).one_line().to_string(), displayable(&exec).one_line().to_string());
+        // Other operators' bytes are not read as this one; cut-off bytes are an error.
+        assert!(SessionNumberExec::from_bytes(b"ballista", input.clone()).unwrap().is_none());
+        let bytes = exec.to_bytes();
+        assert!(SessionNumberExec::from_bytes(&bytes[..bytes.len() - 3], input).is_err());
+    }
+}
