@@ -141,7 +141,7 @@ fn fixed_width_key(t: &DataType) -> bool {
 /// What [`SessionNumberExec`] needs of the window: the input columns it partitions and orders
 /// by, and each `session_id`'s timestamp column and gap.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SessionWindow {
+struct SessionWindow {
     partition: usize,
     order: usize,
     order_options: SortOptions,
