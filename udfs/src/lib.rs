@@ -26,6 +26,7 @@ pub mod common;
 pub mod customer_base;
 pub mod functions;
 pub mod funnel;
+pub mod grouping_plan;
 pub mod rates;
 pub mod service;
 pub mod sessions_plan;
@@ -42,6 +43,7 @@ use datafusion::logical_expr::{AggregateUDF, ScalarUDF, WindowUDF};
 use datafusion::prelude::SessionContext;
 
 use crate::common::single_phase::SinglePhaseCollecting;
+use crate::grouping_plan::KeyedGrouping;
 use crate::sessions_plan::OnePassSessions;
 
 pub use common::{CxlakeOptions, InvalidInput};
@@ -122,9 +124,10 @@ pub fn register_all(ctx: &SessionContext) -> Result<Vec<String>> {
 }
 
 /// Adds cxlake's physical rules: [`SinglePhaseCollecting`] for the funnel functions right after
-/// DataFusion has combined partial and final aggregates, and [`OnePassSessions`] after every rule
-/// that places or removes sorts; both before the final sanity check, which verifies what they
-/// made. Idempotent.
+/// DataFusion has combined partial and final aggregates; [`OnePassSessions`] after every rule
+/// that places or removes sorts, then [`KeyedGrouping`] once every rule that rewrites an
+/// `AggregateExec` has run; all before the final sanity check, which verifies what they made.
+/// Idempotent.
 fn add_physical_rules(ctx: &SessionContext) {
     let state = ctx.state_ref();
     let mut state = state.write();
@@ -136,5 +139,10 @@ fn add_physical_rules(ctx: &SessionContext) {
     rules.insert(at, Arc::new(SinglePhaseCollecting::new(funnel::COLLECTING)));
     let at = rules.iter().position(|r| r.name() == "SanityCheckPlan").unwrap_or(rules.len());
     rules.insert(at, Arc::new(OnePassSessions));
+    let own = all_aggregates()
+        .iter()
+        .flat_map(|f| std::iter::once(f.name().to_string()).chain(f.aliases().iter().cloned()))
+        .collect::<Vec<_>>();
+    rules.insert(at + 1, Arc::new(KeyedGrouping::new(own)));
     *state = SessionStateBuilder::new_from_existing(state.clone()).with_physical_optimizer_rules(rules).build();
 }

@@ -57,14 +57,26 @@ impl fmt::Display for InvalidInput {
 
 /// Settings under `cxlake.*`, changed with `SET cxlake.<name> = <value>` and listed (with the
 /// `cxlake.` prefix) by `SHOW ALL` and `information_schema.df_settings`.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CxlakeOptions {
     /// What metric functions do with invalid input: 'error' (default) or 'skip'.
     pub invalid_input: InvalidInput,
+    /// Whether a one-key `GROUP BY` of cxlake metrics runs through cxlake's own key tables
+    /// (`grouping_plan.rs`); `false` leaves it to DataFusion's grouping, for comparison.
+    pub keyed_grouping: bool,
+}
+
+impl Default for CxlakeOptions {
+    fn default() -> Self {
+        Self { invalid_input: InvalidInput::default(), keyed_grouping: true }
+    }
 }
 
 const INVALID_INPUT_DOC: &str = "What cxlake metric functions do with invalid input (an NPS score of 11, a negative \
 weight, NaN): 'error' (default) fails the query naming the function and the value; 'skip' ignores such rows like NULLs.";
+
+const KEYED_GROUPING_DOC: &str = "Whether a GROUP BY of cxlake metrics by one string, integer, date or timestamp key \
+uses cxlake's own key tables (true, default) or DataFusion's grouping (false).";
 
 impl ExtensionOptions for CxlakeOptions {
     fn as_any(&self) -> &dyn Any {
@@ -82,9 +94,21 @@ impl ExtensionOptions for CxlakeOptions {
     fn set(&mut self, key: &str, value: &str) -> Result<()> {
         match key {
             "invalid_input" => self.invalid_input = value.parse()?,
+            "keyed_grouping" => {
+                self.keyed_grouping = match value.to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(DataFusionError::Configuration(format!(
+                            "cxlake.keyed_grouping must be true or false, not '{value}'"
+                        )))
+                    }
+                }
+            }
             other => {
                 return Err(DataFusionError::Configuration(format!(
-                    "unknown setting 'cxlake.{other}': cxlake's settings are cxlake.invalid_input"
+                    "unknown setting 'cxlake.{other}': cxlake's settings are cxlake.invalid_input and \
+                     cxlake.keyed_grouping"
                 )))
             }
         }
@@ -92,11 +116,18 @@ impl ExtensionOptions for CxlakeOptions {
     }
 
     fn entries(&self) -> Vec<ConfigEntry> {
-        vec![ConfigEntry {
-            key: format!("{}.invalid_input", Self::PREFIX),
-            value: Some(self.invalid_input.to_string()),
-            description: INVALID_INPUT_DOC,
-        }]
+        vec![
+            ConfigEntry {
+                key: format!("{}.invalid_input", Self::PREFIX),
+                value: Some(self.invalid_input.to_string()),
+                description: INVALID_INPUT_DOC,
+            },
+            ConfigEntry {
+                key: format!("{}.keyed_grouping", Self::PREFIX),
+                value: Some(self.keyed_grouping.to_string()),
+                description: KEYED_GROUPING_DOC,
+            },
+        ]
     }
 }
 

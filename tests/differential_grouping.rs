@@ -1,0 +1,134 @@
+//! cxlake's one-key grouping (`KeyedAggregateExec`, udfs/src/grouping_plan.rs) against
+//! DataFusion's own grouping of the same rows: `nps` (with and without FILTER) and `count(*)`
+//! grouped by keys of every type the operator takes, against the same NPS in plain SQL, which
+//! DataFusion groups itself. 200,000 generated rows, at 1, 3 and 4 target partitions with uneven
+//! batch sizes, and under a memory limit (where DataFusion's aggregate runs instead).
+//!
+//! Keys: dense integers (direct table), sparse integers, integers with NULLs, unsigned integers
+//! past `i64::MAX`, strings (short, long, empty, 12 bytes, NULL) as `Utf8`, `LargeUtf8` and
+//! `Utf8View`, timestamps without and with a time zone, dates.
+
+use std::collections::BTreeMap;
+
+use cxlake::arrow::datatypes::DataType;
+use cxlake::Lake;
+use cxlake_tests::render_rows;
+
+const TABLE: &str = r#"CREATE TABLE keyed AS SELECT
+    value AS v,
+    CASE WHEN value % 13 = 0 THEN NULL ELSE value * 7 % 11 END AS score,
+    CAST(1000000 + value * 37 % 50000 AS BIGINT) AS dense,
+    (value % 997) * 1000003 AS sparse,
+    CAST(CASE WHEN value % 17 = 0 THEN NULL ELSE value % 5000 END AS INT) AS nullable_int,
+    CAST(value % 300 AS BIGINT UNSIGNED) + CAST(18000000000000000000 AS BIGINT UNSIGNED) AS huge,
+    arrow_cast(CASE value % 7 WHEN 0 THEN 'email' WHEN 1 THEN 'chat' WHEN 2 THEN 'phone'
+        WHEN 3 THEN 'web-self-service-portal' WHEN 4 THEN NULL WHEN 5 THEN '' ELSE 'twelve-bytes' END, 'Utf8')
+        AS short_text,
+    arrow_cast('plan-' || (value % 40), 'LargeUtf8') AS large_text,
+    arrow_cast(CASE WHEN value % 2 = 0 THEN 'c' || (value % 700) ELSE 'customer-account-' || (value % 700) END,
+        'Utf8View') AS mixed_view,
+    to_timestamp_seconds(1700000000 + value % 3000 * 60) AS minute,
+    arrow_cast(to_timestamp_seconds(1700000000 + value % 3000 * 60), 'Timestamp(Millisecond, Some("+02:00"))')
+        AS minute_tz,
+    CAST(to_timestamp_seconds(1700000000 + value % 400 * 86400) AS DATE) AS day
+FROM generate_series(0, 199999)"#;
+
+const KEYS: [(&str, &str); 10] = [
+    ("dense", "Int64"),
+    ("sparse", "Int64"),
+    ("nullable_int", "Int32"),
+    ("huge", "UInt64"),
+    ("short_text", "Utf8"),
+    ("large_text", "LargeUtf8"),
+    ("mixed_view", "Utf8View"),
+    ("minute", "Timestamp(s)"),
+    ("minute_tz", "Timestamp(ms, \"+02:00\")"),
+    ("day", "Date32"),
+];
+
+fn metric_sql(key: &str) -> String {
+    format!("SELECT {key}, nps(score), count(*), nps(score) FILTER (WHERE v % 3 = 0) FROM keyed GROUP BY {key}")
+}
+
+fn plain_sql(key: &str) -> String {
+    let nps = |extra: &str| {
+        format!(
+            "100.0 * (count(*) FILTER (WHERE score >= 9{extra}) - count(*) FILTER (WHERE score <= 6{extra})) \
+             / NULLIF(count(score) FILTER (WHERE true{extra}), 0)"
+        )
+    };
+    format!("SELECT {key}, {}, count(*), {} FROM keyed GROUP BY {key}", nps(""), nps(" AND v % 3 = 0"))
+}
+
+/// The result of `sql` by its rendered first column, with the first column's type.
+async fn by_key(lake: &Lake, sql: &str) -> (BTreeMap<String, Vec<String>>, DataType) {
+    let output = lake.execute(sql).await.unwrap();
+    let data_type = output.batches[0].schema().field(0).data_type().clone();
+    let rows = render_rows(&output.batches).unwrap();
+    let count = rows.len();
+    let rows: BTreeMap<_, _> = rows.into_iter().map(|mut row| (row.remove(0), row)).collect();
+    assert_eq!(rows.len(), count, "{sql}: one row per key");
+    (rows, data_type)
+}
+
+async fn plan_text(lake: &Lake, sql: &str) -> String {
+    format!("{:?}", render_rows(&lake.execute(sql).await.unwrap().batches).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keyed_grouping_matches_datafusion_grouping_for_every_key_type() {
+    for (partitions, batch_size, memory_limit) in
+        [(1, 8192, None), (3, 1000, None), (4, 64, None), (3, 1000, Some(512 << 20))]
+    {
+        let mut builder = Lake::builder().target_partitions(partitions).batch_size(batch_size);
+        if let Some(bytes) = memory_limit {
+            builder = builder.memory_limit(bytes);
+        }
+        let lake = builder.build().await.unwrap();
+        lake.execute(TABLE).await.unwrap();
+        let label = format!("{partitions} partitions, batches of {batch_size}, memory limit {memory_limit:?}");
+        for (key, type_name) in KEYS {
+            let metric = metric_sql(key);
+            let plain = plain_sql(key);
+            let (ours, our_type) = by_key(&lake, &metric).await;
+            let (theirs, their_type) = by_key(&lake, &plain).await;
+            assert_eq!(our_type, their_type, "{label}: {key}: key type");
+            assert_eq!(format!("{our_type}"), type_name, "{label}: {key}: the table's key type");
+            assert!(ours.len() > 1, "{label}: {key}: several groups");
+            assert_eq!(ours, theirs, "{label}: {key}");
+
+            let plan = plan_text(&lake, &format!("EXPLAIN {metric}")).await;
+            assert!(plan.contains("KeyedAggregateExec"), "{label}: {key}: {plan}");
+            let plan = plan_text(&lake, &format!("EXPLAIN {plain}")).await;
+            assert!(!plan.contains("KeyedAggregateExec"), "plain SQL keeps DataFusion's grouping: {plan}");
+
+            let analyzed = plan_text(&lake, &format!("EXPLAIN ANALYZE {metric}")).await;
+            let looked_up = analyzed.contains("direct_key_rows=") || analyzed.contains("hashed_key_rows=");
+            assert_eq!(looked_up, memory_limit.is_none(), "{label}: {key}: which grouping ran: {analyzed}");
+        }
+    }
+}
+
+/// Dense integer keys are looked up in a direct table, sparse ones in a hash table.
+#[tokio::test(flavor = "multi_thread")]
+async fn dense_integer_keys_use_a_direct_table() {
+    let lake = Lake::builder().target_partitions(2).batch_size(1000).build().await.unwrap();
+    lake.execute(TABLE).await.unwrap();
+    let analyzed = plan_text(&lake, &format!("EXPLAIN ANALYZE {}", metric_sql("dense"))).await;
+    assert!(!analyzed.contains("direct_key_rows=0,") && analyzed.contains("direct_key_rows="), "{analyzed}");
+    let analyzed = plan_text(&lake, &format!("EXPLAIN ANALYZE {}", metric_sql("huge"))).await;
+    assert!(analyzed.contains("direct_key_rows=0,"), "{analyzed}");
+}
+
+/// `SET cxlake.keyed_grouping = false` leaves the grouping to DataFusion.
+#[tokio::test(flavor = "multi_thread")]
+async fn keyed_grouping_can_be_turned_off() {
+    let lake = Lake::builder().target_partitions(2).batch_size(1000).build().await.unwrap();
+    lake.execute(TABLE).await.unwrap();
+    let (keyed, _) = by_key(&lake, &metric_sql("mixed_view")).await;
+    lake.execute("SET cxlake.keyed_grouping = false").await.unwrap();
+    let plan = plan_text(&lake, &format!("EXPLAIN {}", metric_sql("mixed_view"))).await;
+    assert!(!plan.contains("KeyedAggregateExec") && plan.contains("AggregateExec"), "{plan}");
+    let (datafusion, _) = by_key(&lake, &metric_sql("mixed_view")).await;
+    assert_eq!(keyed, datafusion);
+}
