@@ -70,14 +70,14 @@ use futures::{StreamExt, TryStreamExt};
 /// Replaces a one-key `AggregateExec` over cxlake aggregates with [`KeyedAggregateExec`].
 #[derive(Debug)]
 pub struct KeyedGrouping {
-    /// Names (and aliases) of the aggregate functions that make a `GROUP BY` cxlake's.
+    /// Names of the aggregate functions that make a `GROUP BY` cxlake's.
     own: HashSet<String>,
 }
 
 impl KeyedGrouping {
     pub const NAME: &'static str = "cxlake_keyed_grouping";
 
-    /// A rule for the aggregates named (with their aliases) in `own`.
+    /// A rule for the aggregates named in `own`.
     pub fn new(own: impl IntoIterator<Item = String>) -> Self {
         Self { own: own.into_iter().collect() }
     }
@@ -91,7 +91,7 @@ impl KeyedGrouping {
         let [(key, _)] = group_by.expr() else { return None };
         let key_type = key.data_type(&agg.input().schema()).ok()?;
         let applies = !group_by.has_grouping_set()
-            && key_kind(&key_type).is_some()
+            && new_group_keys(&key_type, KeyCounts::unshown()).is_ok()
             && *agg.input_order_mode() == InputOrderMode::Linear
             && agg.limit_options().is_none()
             && agg.dynamic_expressions_produced().is_empty()
@@ -129,43 +129,11 @@ impl PhysicalOptimizerRule for KeyedGrouping {
     }
 }
 
-/// How a key type is looked up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KeyKind {
-    Strings,
-    Integers,
-}
-
-fn key_kind(data_type: &DataType) -> Option<KeyKind> {
-    match data_type {
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Some(KeyKind::Strings),
-        DataType::Int8
-        | DataType::Int16
-        | DataType::Int32
-        | DataType::Int64
-        | DataType::UInt8
-        | DataType::UInt16
-        | DataType::UInt32
-        | DataType::UInt64
-        | DataType::Date32
-        | DataType::Date64
-        | DataType::Timestamp(_, _) => Some(KeyKind::Integers),
-        _ => None,
-    }
-}
-
 /// The `AggregateExec` it replaced, run with cxlake's key lookup (see the module documentation).
 #[derive(Debug)]
 pub struct KeyedAggregateExec {
     agg: Arc<AggregateExec>,
     metrics: ExecutionPlanMetricsSet,
-}
-
-impl KeyedAggregateExec {
-    /// The `AggregateExec` this operator runs.
-    pub fn aggregate(&self) -> &Arc<AggregateExec> {
-        &self.agg
-    }
 }
 
 impl DisplayAs for KeyedAggregateExec {
@@ -297,6 +265,13 @@ impl ExecutionPlan for KeyedAggregateExec {
 struct KeyCounts {
     direct: Count,
     hashed: Count,
+}
+
+impl KeyCounts {
+    /// Counts that no plan shows (to check that a key type has a lookup).
+    fn unshown() -> Self {
+        Self { direct: Count::new(), hashed: Count::new() }
+    }
 }
 
 /// One partition's groups: the key lookup and one accumulator per aggregate.
@@ -504,6 +479,13 @@ struct ShortTable {
     perfect: bool,
 }
 
+/// The first slot of `key`: its halves folded, then multiply-shift.
+#[inline(always)]
+fn bucket_of(key: u128, multiplier: u64, shift: u32) -> usize {
+    let folded = (key as u64) ^ ((key >> 64) as u64).rotate_left(32);
+    (folded.wrapping_mul(multiplier) >> shift) as usize
+}
+
 /// The largest table kept collision-free (64 KiB of keys).
 const PERFECT_SLOTS: usize = 4096;
 
@@ -537,8 +519,7 @@ impl ShortTable {
 
     #[inline(always)]
     fn bucket(&self, key: u128) -> usize {
-        let folded = (key as u64) ^ ((key >> 64) as u64).rotate_left(32);
-        (folded.wrapping_mul(self.multiplier) >> self.shift) as usize
+        bucket_of(key, self.multiplier, self.shift)
     }
 
     /// The group of `key`, or the empty slot where it goes.
@@ -576,8 +557,7 @@ impl ShortTable {
             if view as u32 > 12 || (NULLS && nulls.is_some_and(|n| n.is_null(i))) {
                 return i;
             }
-            let folded = (view as u64) ^ ((view >> 64) as u64).rotate_left(32);
-            let mut slot = (folded.wrapping_mul(multiplier) >> shift) as usize;
+            let mut slot = bucket_of(view, multiplier, shift);
             loop {
                 let group = groups[slot];
                 if group == NO_GROUP {
@@ -828,30 +808,16 @@ where
     /// The group of `value`, made if new, counted as `rows` rows looked up.
     fn group_of_one(&mut self, value: T::Native, rows: usize) -> Result<u32> {
         let Self { table, values, counts, .. } = self;
-        Ok(match table {
+        match table {
             IntegerTable::Direct { base, slots } => {
                 counts.direct.add(rows);
-                let slot = &mut slots[(value.key() - *base) as usize];
-                if *slot == 0 {
-                    *slot = next_group(values.len())? + 1;
-                    values.push(value);
-                }
-                *slot - 1
+                direct_group(slots, *base, values, value)
             }
             IntegerTable::Hashed { map, .. } => {
                 counts.hashed.add(rows);
-                let key = hash_key(value.key());
-                match map.find(key) {
-                    Ok(g) => g,
-                    Err(slot) => {
-                        let g = next_group(values.len())?;
-                        map.insert(slot, key, g);
-                        values.push(value);
-                        g
-                    }
-                }
+                hashed_group(map, values, value)
             }
-        })
+        }
     }
 
     fn hash_map(&self) -> ShortTable {
@@ -899,12 +865,7 @@ where
                         indices.push(null_group_of(null_group, values)? as usize);
                         continue;
                     }
-                    let slot = &mut slots[(value.key() - base) as usize];
-                    if *slot == 0 {
-                        *slot = next_group(values.len())? + 1;
-                        values.push(value);
-                    }
-                    indices.push(*slot as usize - 1);
+                    indices.push(direct_group(slots, base, values, value)? as usize);
                 }
                 counts.direct.add(array.len());
             }
@@ -914,17 +875,7 @@ where
                         indices.push(null_group_of(null_group, values)? as usize);
                         continue;
                     }
-                    let key = hash_key(value.key());
-                    let group = match map.find(key) {
-                        Ok(g) => g,
-                        Err(slot) => {
-                            let g = next_group(values.len())?;
-                            map.insert(slot, key, g);
-                            values.push(value);
-                            g
-                        }
-                    };
-                    indices.push(group as usize);
+                    indices.push(hashed_group(map, values, value)? as usize);
                 }
                 counts.hashed.add(array.len());
             }
@@ -962,6 +913,32 @@ fn prefetch(slots: &[u32], index: usize) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (slots, index);
+}
+
+/// The group of `value` in a direct table based at `base` (which covers it), made if new.
+#[inline(always)]
+fn direct_group<V: IntegerKey>(slots: &mut [u32], base: i64, values: &mut Vec<V>, value: V) -> Result<u32> {
+    let slot = &mut slots[(value.key() - base) as usize];
+    if *slot == 0 {
+        *slot = next_group(values.len())? + 1;
+        values.push(value);
+    }
+    Ok(*slot - 1)
+}
+
+/// The group of `value` in a hash table, made if new.
+#[inline(always)]
+fn hashed_group<V: IntegerKey>(map: &mut ShortTable, values: &mut Vec<V>, value: V) -> Result<u32> {
+    let key = hash_key(value.key());
+    match map.find(key) {
+        Ok(group) => Ok(group),
+        Err(slot) => {
+            let group = next_group(values.len())?;
+            map.insert(slot, key, group);
+            values.push(value);
+            Ok(group)
+        }
+    }
 }
 
 /// An integer key as a [`ShortTable`] key (the table hashes the low and high halves together).

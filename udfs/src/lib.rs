@@ -94,7 +94,9 @@ pub fn register_all(ctx: &SessionContext) -> Result<Vec<String>> {
     let state = ctx.state_ref();
     let mut state = state.write();
     let mut replaced = Vec::new();
+    let mut aggregate_names = Vec::new();
     for udaf in all_aggregates() {
+        aggregate_names.push(udaf.name().to_string());
         if let Some(old) = state.register_udaf(udaf)? {
             replaced.push(old.name().to_string());
         }
@@ -119,7 +121,7 @@ pub fn register_all(ctx: &SessionContext) -> Result<Vec<String>> {
     if !has_rule {
         ctx.add_analyzer_rule(Arc::new(rule));
     }
-    add_physical_rules(ctx);
+    add_physical_rules(ctx, aggregate_names);
     Ok(replaced)
 }
 
@@ -127,8 +129,8 @@ pub fn register_all(ctx: &SessionContext) -> Result<Vec<String>> {
 /// DataFusion has combined partial and final aggregates; [`OnePassSessions`] after every rule
 /// that places or removes sorts, then [`KeyedGrouping`] once every rule that rewrites an
 /// `AggregateExec` has run; all before the final sanity check, which verifies what they made.
-/// Idempotent.
-fn add_physical_rules(ctx: &SessionContext) {
+/// `aggregates` names cxlake's aggregates (a plan names each by its canonical name). Idempotent.
+fn add_physical_rules(ctx: &SessionContext, aggregates: Vec<String>) {
     let state = ctx.state_ref();
     let mut state = state.write();
     let mut rules = state.physical_optimizers().to_vec();
@@ -139,10 +141,6 @@ fn add_physical_rules(ctx: &SessionContext) {
     rules.insert(at, Arc::new(SinglePhaseCollecting::new(funnel::COLLECTING)));
     let at = rules.iter().position(|r| r.name() == "SanityCheckPlan").unwrap_or(rules.len());
     rules.insert(at, Arc::new(OnePassSessions));
-    let own = all_aggregates()
-        .iter()
-        .flat_map(|f| std::iter::once(f.name().to_string()).chain(f.aliases().iter().cloned()))
-        .collect::<Vec<_>>();
-    rules.insert(at + 1, Arc::new(KeyedGrouping::new(own)));
+    rules.insert(at + 1, Arc::new(KeyedGrouping::new(aggregates)));
     *state = SessionStateBuilder::new_from_existing(state.clone()).with_physical_optimizer_rules(rules).build();
 }
