@@ -1,14 +1,16 @@
 """Times cxlake, plain DataFusion SQL, DuckDB and ClickHouse (chdb) on the same benchmark lake.
 
     python benches/peers/run.py LAKE [MORE_LAKES ...] [--runs 5] [--engines cxlake,duckdb,...]
-                                [--queries id,id] [--out FILE.md]
+                                [--queries id,id] [--threads N] [--out FILE.md]
 
 LAKE is a directory written by `bench_lake` (its `_manifest.json` gives the scale). Every engine
 runs in its own worker process, all alive at once; each query runs once per engine to warm the
 cache and collect the result, the engines' results are checked to agree, then the engines take
 turns, `--runs` rounds, so a noisy neighbour slows every engine alike. The first lake gets the
 full table; with more lakes (other scales), the main queries also run on each of them and a
-scaling table shows how cxlake's time grows with rows. Peak memory is cxlake's resident-set high
+scaling table shows how cxlake's time grows with rows. `--threads N` caps every engine at N
+threads (cxlake's target partitions, DuckDB's `threads`, ClickHouse's `max_threads`) for figures
+against cores; pin the process to as many cores too (`taskset -c 0-N-1`). Peak memory is cxlake's resident-set high
 water mark during the query, above what the worker held before it.
 
 Run benches/peers/setup first: it builds everything and prints the python to run this with.
@@ -41,17 +43,19 @@ TABLE_GLOBS = {
 
 
 class Engine:
-    def __init__(self, name, lake):
+    def __init__(self, name, lake, threads=None):
         self.name = name
         lake = os.path.abspath(lake)
         if name in ("cxlake", "datafusion"):
             import cxlake
 
-            self.lake = cxlake.Lake(lake=lake)
+            self.lake = cxlake.Lake(lake=lake, target_partitions=threads)
         elif name == "duckdb":
             import duckdb
 
             self.con = duckdb.connect()
+            if threads:
+                self.con.execute(f"SET threads = {threads}")
             for table, pattern in TABLE_GLOBS.items():
                 self.con.execute(
                     f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{lake}/{pattern}', hive_partitioning = false)"
@@ -60,6 +64,8 @@ class Engine:
             from chdb import session
 
             self.session = session.Session()
+            if threads:
+                self.session.query(f"SET max_threads = {threads}")
             for table, pattern in TABLE_GLOBS.items():
                 self.session.query(f"CREATE VIEW {table} AS SELECT * FROM file('{lake}/{pattern}', Parquet)")
         else:
@@ -109,8 +115,8 @@ def plain(value):
     return value
 
 
-def worker(engine_name, lake):
-    engine = Engine(engine_name, lake)
+def worker(engine_name, lake, threads):
+    engine = Engine(engine_name, lake, int(threads) if threads else None)
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         request = json.loads(line)
@@ -135,10 +141,10 @@ def worker(engine_name, lake):
 
 
 class Worker:
-    def __init__(self, engine, lake):
+    def __init__(self, engine, lake, threads=None):
         self.engine = engine
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--worker", engine, lake],
+            [sys.executable, os.path.abspath(__file__), "--worker", engine, lake, str(threads or "")],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -230,14 +236,14 @@ def fmt_ratio(r):
     return "—" if r is None else f"{r:.2f}"
 
 
-def bench_lake(lake, engines, chosen, runs, log, only_own=False):
+def bench_lake(lake, engines, chosen, runs, log, only_own=False, threads=None):
     """Times `chosen` on every engine over one lake; returns {query id: {engine: stats}}. With
     `only_own`, each query runs on one engine: cxlake, or DataFusion for the floors."""
     workers = {}
     try:
         for engine in engines:
             log(f"starting the {engine} worker")
-            workers[engine] = Worker(engine, lake)
+            workers[engine] = Worker(engine, lake, threads)
         results = {}
         for q in chosen:
             stats = {}
@@ -333,15 +339,18 @@ def scaling_table(chosen, per_lake, scales):
 
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        return worker(sys.argv[2], sys.argv[3])
+        return worker(sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else "")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("lakes", nargs="+", help="lakes written by bench_lake; the first gets the full table")
     parser.add_argument("--runs", type=int, default=5, help="timed rounds per query (default 5)")
     parser.add_argument("--scaling-runs", type=int, default=3, help="timed rounds at the other scales (default 3)")
     parser.add_argument("--engines", default=",".join(ENGINES), help=f"comma-separated subset of {','.join(ENGINES)}")
     parser.add_argument("--queries", help="comma-separated query ids (default: all)")
+    parser.add_argument("--threads", type=int, help="threads per engine (default: each engine's own, all cores)")
     parser.add_argument("--out", help="also write the report (Markdown) to this file")
     args = parser.parse_args()
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads {args.threads}: use a positive number of threads")
 
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     unknown = [e for e in engines if e not in ENGINES]
@@ -370,7 +379,7 @@ def main():
     scale = info["scale"]
     log(f"lake {lake}: scale {scale}, rows {info['rows']}")
     started = time.time()
-    results = bench_lake(lake, engines, chosen, args.runs, log)
+    results = bench_lake(lake, engines, chosen, args.runs, log, threads=args.threads)
     failures = [(q, e, s["error"]) for q, r in results.items() for e, s in r.items() if "error" in s]
 
     rows = ", ".join(f"{n:,} {t}" for t, n in info["rows"].items())
@@ -378,6 +387,7 @@ def main():
         f"# Benchmark run {datetime.date.today().isoformat()}",
         "",
         f"- machine: {machine()}",
+        *([f"- threads: {args.threads} per engine"] if args.threads else []),
         f"- versions: {', '.join(f'{k} {v}' for k, v in versions().items())}",
         f"- lake: scale {scale} ({rows}), written by bench_lake",
         f"- median of {args.runs} interleaved runs after one warm-up run per engine; seconds",
@@ -390,7 +400,8 @@ def main():
         for s, other in lakes[1:]:
             log(f"lake {other}: scale {s}")
             per_lake[s] = bench_lake(
-                other, ["cxlake", "datafusion"], main_queries, args.scaling_runs, log, only_own=True
+                other, ["cxlake", "datafusion"], main_queries, args.scaling_runs, log, only_own=True,
+                threads=args.threads,
             )
         scales = sorted(per_lake)
         report += [

@@ -246,6 +246,7 @@ async fn build_lake(args: &Args) -> cxlake::Result<(Lake, Option<String>)> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    cxlake::allocator::keep_freed_memory();
     let matches = Args::command().get_matches();
     let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let sources = sources_in_order(&matches, &args);

@@ -489,6 +489,7 @@ impl RecordBatchReader for BatchStream {
 
 #[pymodule]
 fn _cxlake(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    cxlake::allocator::keep_freed_memory();
     m.add_class::<PyLake>()?;
     m.add_class::<QueryResult>()?;
     m.add("CxlakeError", m.py().get_type::<CxlakeError>())?;

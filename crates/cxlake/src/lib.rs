@@ -17,6 +17,8 @@
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+#[cfg(feature = "mimalloc")]
+pub mod allocator;
 pub mod format;
 pub mod functions;
 pub mod job;
