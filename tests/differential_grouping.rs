@@ -4,7 +4,8 @@
 //! DataFusion groups itself. 200,000 generated rows, at 1, 3 and 4 target partitions with uneven
 //! batch sizes, and under a memory limit (where DataFusion's aggregate runs instead).
 //!
-//! Keys: dense integers (direct table), sparse integers, integers with NULLs, unsigned integers
+//! Keys: dense integers (numbered by key, holes left out; direct table), sorted ids from 0 (as
+//! event files sorted by user hold them), sparse integers, integers with NULLs, unsigned integers
 //! past `i64::MAX`, strings (short, long, empty, 12 bytes, NULL) as `Utf8`, `LargeUtf8` and
 //! `Utf8View`, timestamps without and with a time zone, dates.
 
@@ -18,6 +19,7 @@ const TABLE: &str = r#"CREATE TABLE keyed AS SELECT
     value AS v,
     CASE WHEN value % 13 = 0 THEN NULL ELSE value * 7 % 11 END AS score,
     CAST(1000000 + value * 37 % 50000 AS BIGINT) AS dense,
+    CAST(value / 3 AS BIGINT) AS sorted_user,
     (value % 997) * 1000003 AS sparse,
     CAST(CASE WHEN value % 17 = 0 THEN NULL ELSE value % 5000 END AS INT) AS nullable_int,
     CAST(value % 300 AS BIGINT UNSIGNED) + CAST(18000000000000000000 AS BIGINT UNSIGNED) AS huge,
@@ -33,8 +35,9 @@ const TABLE: &str = r#"CREATE TABLE keyed AS SELECT
     CAST(to_timestamp_seconds(1700000000 + value % 400 * 86400) AS DATE) AS day
 FROM generate_series(0, 199999)"#;
 
-const KEYS: [(&str, &str); 10] = [
+const KEYS: [(&str, &str); 11] = [
     ("dense", "Int64"),
+    ("sorted_user", "Int64"),
     ("sparse", "Int64"),
     ("nullable_int", "Int32"),
     ("huge", "UInt64"),
@@ -109,15 +112,26 @@ async fn keyed_grouping_matches_datafusion_grouping_for_every_key_type() {
     }
 }
 
-/// Dense integer keys are looked up in a direct table, sparse ones in a hash table.
+/// Dense integer keys without NULLs are numbered by key, with NULLs looked up in a direct table;
+/// sparse ones in a hash table.
 #[tokio::test(flavor = "multi_thread")]
 async fn dense_integer_keys_use_a_direct_table() {
     let lake = Lake::builder().target_partitions(2).batch_size(1000).build().await.unwrap();
     lake.execute(TABLE).await.unwrap();
+    let counts = |analyzed: &str, name: &str| analyzed.matches(&format!("{name}_key_rows=0,")).count();
+    let zeros = |analyzed: &str| (counts(analyzed, "ordered"), counts(analyzed, "direct"), counts(analyzed, "hashed"));
+    // Ids sorted from 0: both aggregates (partial and final) number by key, nothing else.
+    let analyzed = plan_text(&lake, &format!("EXPLAIN ANALYZE {}", metric_sql("sorted_user"))).await;
+    assert_eq!(zeros(&analyzed), (0, 2, 2), "{analyzed}");
+    // Keys from 1,000,000 in no order: numbered by key from a first batch's smallest until a
+    // smaller one comes, then in a direct table; never hashed.
     let analyzed = plan_text(&lake, &format!("EXPLAIN ANALYZE {}", metric_sql("dense"))).await;
-    assert!(!analyzed.contains("direct_key_rows=0,") && analyzed.contains("direct_key_rows="), "{analyzed}");
+    assert_eq!(zeros(&analyzed).2, 2, "{analyzed}");
+    // NULLs: a direct table once one comes (in both aggregates).
+    let analyzed = plan_text(&lake, &format!("EXPLAIN ANALYZE {}", metric_sql("nullable_int"))).await;
+    assert_eq!((zeros(&analyzed).1, zeros(&analyzed).2), (0, 2), "{analyzed}");
     let analyzed = plan_text(&lake, &format!("EXPLAIN ANALYZE {}", metric_sql("huge"))).await;
-    assert!(analyzed.contains("direct_key_rows=0,"), "{analyzed}");
+    assert!(analyzed.contains("direct_key_rows=0,") && analyzed.contains("ordered_key_rows=0,"), "{analyzed}");
 }
 
 /// `SET cxlake.keyed_grouping = false` leaves the grouping to DataFusion.

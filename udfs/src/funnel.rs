@@ -775,13 +775,17 @@ impl AggregateUDFImpl for RetentionFunction {
     }
 }
 
-/// Per group, the bitmask of the conditions that held on some counting row; `None` while no
-/// row counted.
+/// Per group, the bitmask of the conditions that held on some counting row, with
+/// [`COUNTED`] set once a row counted (0 while none did): one `u64` that every row ORs into
+/// without a branch.
 #[derive(Debug)]
 struct RetentionStates {
     conditions: usize,
-    groups: Vec<Option<u32>>,
+    groups: Vec<u64>,
 }
+
+/// Set in a retention state once a row of the group counted (conditions take bits 0..32).
+const COUNTED: u64 = 1 << 32;
 
 impl RetentionStates {
     fn new(conditions: usize) -> Self {
@@ -795,7 +799,7 @@ impl GroupStates for RetentionStates {
     }
 
     fn resize(&mut self, groups: usize) {
-        self.groups.resize(groups, None);
+        self.groups.resize(groups, 0);
     }
 
     fn update(&mut self, values: &[ArrayRef], group_indices: &[usize], filter: Option<&BooleanArray>) -> Result<()> {
@@ -803,10 +807,16 @@ impl GroupStates for RetentionStates {
         let rows = group_indices.len();
         let masks = condition_masks(&conditions, rows);
         let inputs: Vec<_> = conditions.iter().map(|c| c.nulls()).collect();
-        let counting = counting_rows(&inputs, filter);
-        for (row, (&g, &mask)) in group_indices.iter().zip(&masks).enumerate() {
-            if counting.as_ref().is_none_or(|c| c.is_valid(row)) {
-                *self.groups[g].get_or_insert(0) |= mask;
+        match counting_rows(&inputs, filter) {
+            None => {
+                for (&g, &mask) in group_indices.iter().zip(&masks) {
+                    self.groups[g] |= mask as u64 | COUNTED;
+                }
+            }
+            Some(counting) => {
+                for row in counting.valid_indices() {
+                    self.groups[group_indices[row]] |= masks[row] as u64 | COUNTED;
+                }
             }
         }
         Ok(())
@@ -819,7 +829,7 @@ impl GroupStates for RetentionStates {
         };
         for (row, &g) in group_indices.iter().enumerate() {
             if masks.is_valid(row) {
-                *self.groups[g].get_or_insert(0) |= masks.value(row) as u32;
+                self.groups[g] |= masks.value(row) as u32 as u64 | COUNTED;
             }
         }
         Ok(())
@@ -828,19 +838,18 @@ impl GroupStates for RetentionStates {
     fn evaluate(&self, groups: usize) -> Result<ArrayRef> {
         let n = self.conditions;
         let mut values = Vec::with_capacity(groups * n);
-        let mut offsets = vec![0i32];
-        for mask in &self.groups[..groups] {
-            if let Some(mask) = mask {
-                let first = mask & 1;
+        let mut offsets = Vec::with_capacity(groups + 1);
+        offsets.push(0i32);
+        for &state in &self.groups[..groups] {
+            if state & COUNTED != 0 {
+                let first = state & 1;
                 values.push(first as u8);
-                values.extend((1..n).map(|k| (first & (mask >> k) & 1) as u8));
+                values.extend((1..n).map(|k| (first & (state >> k) & 1) as u8));
             }
             offsets.push(values.len() as i32);
         }
-        let nulls = self.groups[..groups]
-            .iter()
-            .any(Option::is_none)
-            .then(|| NullBuffer::from(self.groups[..groups].iter().map(Option::is_some).collect::<Vec<_>>()));
+        let counted = || self.groups[..groups].iter().map(|&s| s & COUNTED != 0);
+        let nulls = counted().any(|c| !c).then(|| NullBuffer::from_iter(counted()));
         let field = Arc::new(Field::new_list_field(DataType::UInt8, true));
         Ok(Arc::new(ListArray::new(
             field,
@@ -851,7 +860,8 @@ impl GroupStates for RetentionStates {
     }
 
     fn state(&self, groups: usize) -> Result<Vec<ArrayRef>> {
-        Ok(vec![Arc::new(self.groups[..groups].iter().map(|m| m.map(|m| m as i64)).collect::<Int64Array>())])
+        let states = self.groups[..groups].iter().map(|&s| (s & COUNTED != 0).then_some((s as u32) as i64));
+        Ok(vec![Arc::new(states.collect::<Int64Array>())])
     }
 
     fn drop_first(&mut self, groups: usize) {
@@ -863,7 +873,7 @@ impl GroupStates for RetentionStates {
     }
 
     fn size(&self) -> usize {
-        self.groups.capacity() * std::mem::size_of::<Option<u32>>()
+        self.groups.capacity() * std::mem::size_of::<u64>()
     }
 }
 

@@ -38,8 +38,8 @@ use datafusion::arrow::array::{
     Array, ArrayRef, ArrowPrimitiveType, AsArray, BooleanArray, PrimitiveArray, RecordBatch, StringViewArray,
     StringViewBuilder,
 };
-use datafusion::arrow::buffer::{NullBuffer, ScalarBuffer};
-use datafusion::arrow::compute::{cast, max, min};
+use datafusion::arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, ScalarBuffer};
+use datafusion::arrow::compute::{cast, filter_record_batch, max, min};
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Date64Type, Int16Type, Int32Type, Int64Type, Int8Type, SchemaRef, TimeUnit,
     TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type,
@@ -231,6 +231,7 @@ impl ExecutionPlan for KeyedAggregateExec {
         let builder = MetricBuilder::new(&self.metrics);
         let counts = KeyCounts {
             direct: builder.clone().counter("direct_key_rows", partition),
+            ordered: builder.clone().counter("ordered_key_rows", partition),
             hashed: builder.counter("hashed_key_rows", partition),
         };
         let schema = agg.schema();
@@ -260,17 +261,19 @@ impl ExecutionPlan for KeyedAggregateExec {
     }
 }
 
-/// Rows looked up in a direct table and in a hash table (`EXPLAIN ANALYZE` shows both).
+/// Rows looked up in a direct table, numbered by key and looked up in a hash table (`EXPLAIN
+/// ANALYZE` shows each).
 #[derive(Clone)]
 struct KeyCounts {
     direct: Count,
+    ordered: Count,
     hashed: Count,
 }
 
 impl KeyCounts {
     /// Counts that no plan shows (to check that a key type has a lookup).
     fn unshown() -> Self {
-        Self { direct: Count::new(), hashed: Count::new() }
+        Self { direct: Count::new(), ordered: Count::new(), hashed: Count::new() }
     }
 }
 
@@ -339,6 +342,7 @@ impl GroupTable {
     }
 
     fn finish(mut self, schema: &SchemaRef) -> Result<RecordBatch> {
+        let live = self.keys.live();
         let mut columns = vec![self.keys.emit()?];
         for accumulator in &mut self.accumulators {
             if self.states_out {
@@ -347,11 +351,16 @@ impl GroupTable {
                 columns.push(accumulator.evaluate(EmitTo::All)?);
             }
         }
-        Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
+        let batch = RecordBatch::try_new(Arc::clone(schema), columns)?;
+        match live {
+            Some(live) => Ok(filter_record_batch(&batch, &BooleanArray::new(live, None))?),
+            None => Ok(batch),
+        }
     }
 }
 
-/// Assigns a group index, in order of first appearance, to each distinct key (NULL included).
+/// Assigns a group index to each distinct key (NULL included): in order of first appearance, or
+/// by key for dense integers (see [`IntegerTable::Ordered`]).
 trait GroupKeys: Send {
     /// Replaces `indices` with the group of each row of `keys`.
     fn intern(&mut self, keys: &ArrayRef, indices: &mut Vec<usize>) -> Result<()>;
@@ -359,6 +368,11 @@ trait GroupKeys: Send {
     fn len(&self) -> usize;
     /// Every group's key, in group order, of the key column's type.
     fn emit(&mut self) -> Result<ArrayRef>;
+    /// Which groups hold a key, where some do not (groups numbered by key leave holes for the
+    /// keys between those seen); `None` when every group does.
+    fn live(&self) -> Option<BooleanBuffer> {
+        None
+    }
 }
 
 fn new_group_keys(data_type: &DataType, counts: KeyCounts) -> Result<Box<dyn GroupKeys>> {
@@ -681,6 +695,8 @@ impl GroupKeys for StringKeys {
 /// Native values of the integer-like key types as 64-bit lookup keys.
 trait IntegerKey: Copy + Default + Send + 'static {
     fn key(self) -> i64;
+    /// The native value of a lookup key (the inverse of [`IntegerKey::key`]).
+    fn from_key(key: i64) -> Self;
     /// Whether `key` preserves order, so that a direct table can span the keys (not so for
     /// `u64`, whose large values wrap).
     const ORDERED: bool = true;
@@ -692,6 +708,9 @@ macro_rules! integer_key {
             fn key(self) -> i64 {
                 self as i64
             }
+            fn from_key(key: i64) -> Self {
+                key as $t
+            }
         }
     )*};
 }
@@ -700,6 +719,9 @@ integer_key!(i8, i16, i32, i64, u8, u16, u32);
 impl IntegerKey for u64 {
     fn key(self) -> i64 {
         self as i64
+    }
+    fn from_key(key: i64) -> Self {
+        key as u64
     }
     const ORDERED: bool = false;
 }
@@ -712,6 +734,10 @@ const SLOTS_PER_GROUP: i128 = 4;
 /// file holds a thin, sorted slice of them.
 const MIN_DIRECT_SLOTS: i128 = 1 << 23;
 
+/// Groups numbered by key ([`IntegerTable::Ordered`]) may be up to this many per key seen, or
+/// as many as a direct table's free slots ([`MIN_DIRECT_SLOTS`]), whichever is more.
+const HOLES_PER_GROUP: i128 = 16;
+
 /// How integer keys find their group.
 enum IntegerTable {
     /// A hash table (the strings' [`ShortTable`]: collision-free while the keys are few, as the
@@ -720,6 +746,43 @@ enum IntegerTable {
     Hashed { map: ShortTable, direct_tried: bool },
     /// `slots[key - base]` is one more than the group of `key`, or 0 where no key was seen.
     Direct { base: i64, slots: Vec<u32> },
+    /// The group of `key` is `key - base`: no lookup at all, and groups numbered in key order,
+    /// so that a file sorted by the key (events by user) updates the accumulators' states in
+    /// the order they lie in memory instead of in the scattered order users were first seen.
+    /// Groups between the keys seen are holes ([`OrderedGroups`]), left out of the output.
+    /// Taken from the first batch when its keys are dense and not NULL; given up (for a direct
+    /// or hash table, holes kept) for a NULL, a key below `base`, or keys too sparse.
+    Ordered { base: i64 },
+}
+
+/// The groups of [`IntegerTable::Ordered`]: how many there are, and a bit per group that is
+/// set once a key reached it.
+#[derive(Default)]
+struct OrderedGroups {
+    groups: usize,
+    live: Vec<u64>,
+    live_count: usize,
+}
+
+impl OrderedGroups {
+    fn grow(&mut self, groups: usize) {
+        if groups > self.groups {
+            self.groups = groups;
+            self.live.resize(groups.div_ceil(64), 0);
+        }
+    }
+
+    #[inline(always)]
+    fn reach(&mut self, group: usize) {
+        let (word, bit) = (&mut self.live[group >> 6], 1u64 << (group & 63));
+        self.live_count += (*word & bit == 0) as usize;
+        *word |= bit;
+    }
+
+    /// Whether `group` was reached (groups made after leaving the numbering by key always are).
+    fn is_live(&self, group: usize) -> bool {
+        group >= self.groups || self.live[group >> 6] & (1 << (group & 63)) != 0
+    }
 }
 
 /// Integer, date and timestamp keys (see [`IntegerTable`]).
@@ -731,6 +794,9 @@ struct IntegerKeys<T: ArrowPrimitiveType> {
     null_group: Option<u32>,
     /// Smallest and largest key seen.
     seen: Option<(i64, i64)>,
+    /// The groups numbered by key, while the table is [`IntegerTable::Ordered`] (`values` is
+    /// then empty) and after (the first `groups` of `values`, some of them holes).
+    ordered: Option<OrderedGroups>,
     counts: KeyCounts,
     _type: PhantomData<fn() -> T>,
 }
@@ -746,6 +812,7 @@ where
             values: Vec::new(),
             null_group: None,
             seen: None,
+            ordered: None,
             counts,
             _type: PhantomData,
         }
@@ -755,10 +822,69 @@ where
         (SLOTS_PER_GROUP * (self.values.len() + new_rows) as i128).max(MIN_DIRECT_SLOTS)
     }
 
+    /// How many groups numbering by key may make, holes included, once `new_rows` more rows
+    /// are looked up. Every group costs each accumulator its state, but a day's events sorted
+    /// by user touch one user id in forty (the days together most of them): so the ids of a
+    /// direct table's free size from the start, and more once a sixteenth of them are seen.
+    fn ordered_groups_allowed(&self, new_rows: usize) -> i128 {
+        let reached = self.ordered.as_ref().map_or(0, |o| o.live_count);
+        (HOLES_PER_GROUP * (reached + new_rows) as i128).max(MIN_DIRECT_SLOTS)
+    }
+
+    /// Whether `group` holds a key (groups numbered by key leave holes).
+    fn is_live(&self, group: usize) -> bool {
+        Some(group as u32) != self.null_group && self.ordered.as_ref().is_none_or(|o| o.is_live(group))
+    }
+
+    /// Leaves [`IntegerTable::Ordered`] for a direct table over the keys seen: the groups keep
+    /// their numbers (holes included), later ones are numbered by first appearance.
+    fn leave_ordered(&mut self) {
+        let IntegerTable::Ordered { base } = self.table else { return };
+        let groups = self.ordered.as_ref().map_or(0, |o| o.groups);
+        self.values = (0..groups as i64).map(|g| T::Native::from_key(base + g)).collect();
+        let mut slots = vec![0; groups];
+        for (group, slot) in slots.iter_mut().enumerate() {
+            if self.is_live(group) {
+                *slot = group as u32 + 1;
+            }
+        }
+        self.table = IntegerTable::Direct { base, slots };
+    }
+
+    /// Takes [`IntegerTable::Ordered`] for a first batch of keys `lo..=hi` (no NULLs) when they
+    /// are dense: based at 0 when `lo` is nearer 0 than `hi` (ids numbered from 0 or 1, whose
+    /// first batch from a file sorted by them starts a little above the smallest), else at `lo`.
+    fn try_ordered(&mut self, lo: i64, hi: i64, rows: usize) -> bool {
+        let fresh = self.values.is_empty() && self.null_group.is_none() && self.ordered.is_none();
+        if !(T::Native::ORDERED && fresh && matches!(self.table, IntegerTable::Hashed { direct_tried: false, .. })) {
+            return false;
+        }
+        let base = if lo >= 0 && lo as i128 <= hi as i128 - lo as i128 { 0 } else { lo };
+        if hi as i128 - base as i128 + 1 > self.ordered_groups_allowed(rows) {
+            return false;
+        }
+        let mut ordered = OrderedGroups::default();
+        ordered.grow((hi - base) as usize + 1);
+        self.ordered = Some(ordered);
+        self.seen = Some((lo, hi));
+        self.table = IntegerTable::Ordered { base };
+        true
+    }
+
     /// Picks the table for a batch whose keys span `lo..=hi`, before its rows are looked up:
     /// a direct table grows to cover the batch or is given up for a hash table when it would be
     /// too sparse; a hash table becomes direct once the keys seen are dense enough.
     fn prepare(&mut self, lo: i64, hi: i64, rows: usize) {
+        if let IntegerTable::Ordered { base } = self.table {
+            if lo >= base && (hi as i128 - base as i128) < self.ordered_groups_allowed(rows) {
+                self.seen = Some(self.seen.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+                if let Some(o) = &mut self.ordered {
+                    o.grow((hi - base) as usize + 1);
+                }
+                return;
+            }
+            self.leave_ordered();
+        }
         let (seen_lo, seen_hi) = match self.seen {
             Some((a, b)) => (a.min(lo), b.max(hi)),
             None => (lo, hi),
@@ -791,11 +917,13 @@ where
                     *slots = grown;
                 }
             }
+            // Left above.
+            IntegerTable::Ordered { .. } => {}
             IntegerTable::Hashed { direct_tried, .. } => {
                 if T::Native::ORDERED && !*direct_tried && span <= allowed_now {
                     let mut slots = vec![0; span as usize];
                     for (group, value) in self.values.iter().enumerate() {
-                        if Some(group as u32) != self.null_group {
+                        if self.is_live(group) {
                             slots[(value.key() - seen_lo) as usize] = group as u32 + 1;
                         }
                     }
@@ -807,8 +935,16 @@ where
 
     /// The group of `value`, made if new, counted as `rows` rows looked up.
     fn group_of_one(&mut self, value: T::Native, rows: usize) -> Result<u32> {
-        let Self { table, values, counts, .. } = self;
+        let Self { table, values, counts, ordered, .. } = self;
         match table {
+            IntegerTable::Ordered { base } => {
+                counts.ordered.add(rows);
+                let group = (value.key() - *base) as usize;
+                if let Some(o) = ordered {
+                    o.reach(group);
+                }
+                Ok(group as u32)
+            }
             IntegerTable::Direct { base, slots } => {
                 counts.direct.add(rows);
                 direct_group(slots, *base, values, value)
@@ -823,7 +959,7 @@ where
     fn hash_map(&self) -> ShortTable {
         let mut map = ShortTable::new();
         for (group, value) in self.values.iter().enumerate() {
-            if Some(group as u32) != self.null_group {
+            if self.is_live(group) {
                 if let Err(slot) = map.find(hash_key(value.key())) {
                     map.insert(slot, hash_key(value.key()), group as u32);
                 }
@@ -842,8 +978,13 @@ where
         indices.clear();
         indices.reserve(array.len());
         let nulls = array.nulls().filter(|n| n.null_count() > 0).cloned();
+        if nulls.is_some() {
+            self.leave_ordered();
+        }
         if let (Some(lo), Some(hi)) = (min(array), max(array)) {
-            self.prepare(lo.key(), hi.key(), array.len());
+            if nulls.is_some() || !self.try_ordered(lo.key(), hi.key(), array.len()) {
+                self.prepare(lo.key(), hi.key(), array.len());
+            }
             if lo.key() == hi.key() && nulls.is_none() {
                 // One key in the whole batch (a join with a calendar, files sorted by the key):
                 // one lookup for all its rows.
@@ -852,8 +993,17 @@ where
                 return Ok(());
             }
         }
-        let Self { table, values, null_group, counts, .. } = self;
+        let Self { table, values, null_group, counts, ordered, .. } = self;
         match table {
+            IntegerTable::Ordered { base } => {
+                let (base, ordered) = (*base, ordered.as_mut().expect("ordered groups"));
+                indices.extend(array.values().iter().map(|&value| {
+                    let group = (value.key() - base) as usize;
+                    ordered.reach(group);
+                    group
+                }));
+                counts.ordered.add(array.len());
+            }
             IntegerTable::Direct { base, slots } => {
                 let base = *base;
                 let keys = array.values();
@@ -884,10 +1034,26 @@ where
     }
 
     fn len(&self) -> usize {
-        self.values.len()
+        match (&self.table, &self.ordered) {
+            (IntegerTable::Ordered { .. }, Some(o)) => o.groups,
+            _ => self.values.len(),
+        }
+    }
+
+    fn live(&self) -> Option<BooleanBuffer> {
+        let o = self.ordered.as_ref().filter(|o| o.live_count < o.groups)?;
+        let mut live = BooleanBuffer::new(Buffer::from_vec(o.live.clone()), 0, o.groups);
+        if self.len() > o.groups {
+            let later = BooleanBuffer::new_set(self.len() - o.groups);
+            live = live.iter().chain(later.iter()).collect();
+        }
+        Some(live)
     }
 
     fn emit(&mut self) -> Result<ArrayRef> {
+        if let (IntegerTable::Ordered { base }, Some(o)) = (&self.table, &self.ordered) {
+            self.values = (0..o.groups as i64).map(|g| T::Native::from_key(base + g)).collect();
+        }
         let values = ScalarBuffer::from(std::mem::take(&mut self.values));
         let nulls = self.null_group.map(|g| {
             let mut valid = vec![true; values.len()];
@@ -967,11 +1133,12 @@ mod tests {
     use datafusion::physical_plan::metrics::Count;
 
     fn counts() -> KeyCounts {
-        KeyCounts { direct: Count::new(), hashed: Count::new() }
+        KeyCounts::unshown()
     }
 
     /// Interns every batch and checks that each row's group holds the row's key in the emitted
-    /// keys and that no two groups hold the same key; returns the emitted keys.
+    /// keys, that it is not a hole, and that no two groups hold the same key; returns the
+    /// emitted keys without the holes.
     fn intern_all(keys: &mut dyn GroupKeys, batches: &[ArrayRef]) -> ArrayRef {
         let mut rows = Vec::new();
         let mut indices = Vec::new();
@@ -981,11 +1148,14 @@ mod tests {
             rows.extend(indices.iter().enumerate().map(|(i, &g)| (batch.slice(i, 1), g)));
         }
         let groups = keys.len();
+        let live = keys.live().unwrap_or_else(|| BooleanBuffer::new_set(groups));
         let emitted = keys.emit().unwrap();
-        assert_eq!(emitted.len(), groups);
+        assert_eq!((emitted.len(), live.len()), (groups, groups));
         for (row, group) in rows {
             assert_eq!(emitted.slice(group, 1).to_data(), row.to_data(), "group {group}");
+            assert!(live.value(group), "group {group} of a row is not a hole");
         }
+        let emitted = datafusion::arrow::compute::filter(&emitted, &BooleanArray::new(live, None)).unwrap();
         let distinct: HashSet<String> = (0..emitted.len())
             .map(|g| match emitted.is_null(g) {
                 true => "NULL".to_string(),
@@ -1094,14 +1264,85 @@ mod tests {
     }
 
     #[test]
+    fn sorted_dense_keys_are_numbered_by_key_and_holes_left_out() {
+        let counts = counts();
+        let batch = |keys: &[i64]| Arc::new(Int64Array::from(keys.to_vec())) as ArrayRef;
+        let mut keys = IntegerKeys::<Int64Type>::new(DataType::Int64, counts.clone());
+        let mut indices = Vec::new();
+        // Two files sorted by user id: the first starts at 3, nearer 0 than its last key, so
+        // groups are numbered from 0; the second goes back to 1.
+        for (rows, groups) in
+            [(vec![3, 3, 8, 20], vec![3, 3, 8, 20]), (vec![21, 40], vec![21, 40]), (vec![1, 5, 8], vec![1, 5, 8])]
+        {
+            keys.intern(&batch(&rows), &mut indices).unwrap();
+            assert_eq!(indices, groups);
+        }
+        assert!(matches!(keys.table, IntegerTable::Ordered { base: 0 }));
+        assert_eq!(keys.len(), 41);
+        let live = keys.live().unwrap();
+        assert_eq!(live.set_indices().collect::<Vec<_>>(), [1, 3, 5, 8, 20, 21, 40]);
+        assert_eq!((counts.ordered.value(), counts.direct.value()), (9, 0));
+
+        // Through intern_all: the same files, then a NULL, which leaves the numbering by key for a
+        // direct table: earlier groups keep their numbers and holes stay holes (a key that was a
+        // hole, 2, gets a new group).
+        let mut keys = IntegerKeys::<Int64Type>::new(DataType::Int64, counts.clone());
+        let with_null: ArrayRef = Arc::new(Int64Array::from(vec![Some(8), None, Some(2), Some(40)]));
+        let emitted = intern_all(&mut keys, &[batch(&[3, 3, 8, 20]), batch(&[21, 40]), batch(&[1, 5, 8]), with_null]);
+        assert!(matches!(keys.table, IntegerTable::Direct { base: 0, .. }));
+        let expected: ArrayRef = Arc::new(Int64Array::from(vec![
+            Some(1),
+            Some(3),
+            Some(5),
+            Some(8),
+            Some(20),
+            Some(21),
+            Some(40),
+            None,
+            Some(2),
+        ]));
+        assert_eq!(emitted.to_data(), expected.to_data());
+
+        // Keys far from 0 are numbered from the first batch's smallest; one below it leaves.
+        let mut keys = IntegerKeys::<Int32Type>::new(DataType::Int32, counts.clone());
+        let first: ArrayRef = Arc::new(Int32Array::from(vec![1000, 1001, 1003]));
+        keys.intern(&first, &mut indices).unwrap();
+        assert_eq!(
+            (indices.as_slice(), matches!(keys.table, IntegerTable::Ordered { base: 1000 })),
+            ([0, 1, 3].as_slice(), true)
+        );
+        let mut keys = IntegerKeys::<Int32Type>::new(DataType::Int32, counts.clone());
+        let emitted = intern_all(&mut keys, &[first, Arc::new(Int32Array::from(vec![999, 1003]))]);
+        assert_eq!(emitted.as_primitive::<Int32Type>().values().to_vec(), [1000, 1001, 1003, 999]);
+
+        // Two keys 5 M apart are still numbered by key; 9 M apart, too sparse, they are hashed.
+        let mut keys = IntegerKeys::<Int64Type>::new(DataType::Int64, counts.clone());
+        keys.intern(&batch(&[0, 5_000_000]), &mut indices).unwrap();
+        assert!(matches!(keys.table, IntegerTable::Ordered { base: 0 }));
+        assert_eq!(indices, [0, 5_000_000]);
+        let mut keys = IntegerKeys::<Int64Type>::new(DataType::Int64, counts.clone());
+        keys.intern(&batch(&[0, 9_000_000]), &mut indices).unwrap();
+        assert!(matches!(keys.table, IntegerTable::Hashed { .. }));
+        assert_eq!(indices, [0, 1]);
+    }
+
+    #[test]
     fn keys_that_creep_upwards_stay_in_a_direct_table() {
         let counts = counts();
-        let mut keys = IntegerKeys::<Int32Type>::new(DataType::Int32, counts.clone());
-        let batches: Vec<ArrayRef> =
-            (0..50).map(|b| Arc::new(Int32Array::from_iter_values(b * 1000..b * 1000 + 1500)) as ArrayRef).collect();
-        let emitted = intern_all(&mut keys, &batches);
-        assert_eq!(emitted.len(), 49 * 1000 + 1500);
-        assert_eq!((counts.direct.value(), counts.hashed.value()), (50 * 1500, 0));
+        // Numbered by key from the first batch on; with a NULL first, in a direct table.
+        for first_null in [false, true] {
+            let mut keys = IntegerKeys::<Int32Type>::new(DataType::Int32, counts.clone());
+            let mut batches: Vec<ArrayRef> = (0..50)
+                .map(|b| Arc::new(Int32Array::from_iter_values(b * 1000..b * 1000 + 1500)) as ArrayRef)
+                .collect();
+            if first_null {
+                batches.insert(0, Arc::new(Int32Array::from(vec![None, Some(7)])));
+            }
+            let emitted = intern_all(&mut keys, &batches);
+            assert_eq!(emitted.len(), 49 * 1000 + 1500 + first_null as usize);
+        }
+        let counts = (counts.ordered.value(), counts.direct.value(), counts.hashed.value());
+        assert_eq!(counts, (50 * 1500, 50 * 1500 + 2, 0));
     }
 
     #[test]
@@ -1132,8 +1373,9 @@ mod tests {
         let month = |m: i64| Arc::new(Int64Array::from(vec![m * 2_600_000_000_000; 700])) as ArrayRef;
         let emitted = intern_all(&mut keys, &[month(1), month(2), month(1), month(3)]);
         assert_eq!(emitted.len(), 3);
-        // The first month alone fits a direct table; months a month apart in microseconds do not.
-        assert_eq!((counts.direct.value(), counts.hashed.value()), (700, 2100));
+        // The first month alone is numbered by key; months a month apart in microseconds are
+        // too sparse for that or a direct table.
+        assert_eq!((counts.ordered.value(), counts.direct.value(), counts.hashed.value()), (700, 0, 2100));
     }
 
     #[test]
