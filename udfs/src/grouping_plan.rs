@@ -52,7 +52,7 @@ use datafusion::arrow::datatypes::{
     UInt32Type, UInt64Type, UInt8Type,
 };
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{exec_err, internal_err, DataFusionError, Result};
 use datafusion::execution::memory_pool::MemoryLimit;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -70,7 +70,7 @@ use datafusion::physical_plan::{
 };
 use foldhash::fast::FixedState;
 
-use crate::common::CxlakeOptions;
+use crate::common::{rewrite_bottom_up, CxlakeOptions};
 use futures::{StreamExt, TryStreamExt};
 
 /// Replaces a one-key `AggregateExec` over cxlake aggregates with [`KeyedAggregateExec`].
@@ -117,13 +117,7 @@ impl PhysicalOptimizerRule for KeyedGrouping {
         if !config.extensions.get::<CxlakeOptions>().is_none_or(|o| o.keyed_grouping) {
             return Ok(plan);
         }
-        plan.transform_up(|node| {
-            Ok(match self.rewrite(&node) {
-                Some(new) => Transformed::yes(new),
-                None => Transformed::no(node),
-            })
-        })
-        .map(|t| t.data)
+        rewrite_bottom_up(plan, |node| Ok(self.rewrite(node)))
     }
 
     fn name(&self) -> &str {
@@ -842,13 +836,18 @@ where
         Some(group as u32) != self.null_group && self.ordered.as_ref().is_none_or(|o| o.is_live(group))
     }
 
+    /// The key of each group numbered by key from `base`, holes included.
+    fn ordered_values(&self, base: i64) -> Vec<T::Native> {
+        let groups = self.ordered.as_ref().map_or(0, |o| o.groups);
+        (0..groups as i64).map(|g| T::Native::from_key(base + g)).collect()
+    }
+
     /// Leaves [`IntegerTable::Ordered`] for a direct table over the keys seen: the groups keep
     /// their numbers (holes included), later ones are numbered by first appearance.
     fn leave_ordered(&mut self) {
         let IntegerTable::Ordered { base } = self.table else { return };
-        let groups = self.ordered.as_ref().map_or(0, |o| o.groups);
-        self.values = (0..groups as i64).map(|g| T::Native::from_key(base + g)).collect();
-        let mut slots = vec![0; groups];
+        self.values = self.ordered_values(base);
+        let mut slots = vec![0; self.values.len()];
         for (group, slot) in slots.iter_mut().enumerate() {
             if self.is_live(group) {
                 *slot = group as u32 + 1;
@@ -1057,8 +1056,8 @@ where
     }
 
     fn emit(&mut self) -> Result<ArrayRef> {
-        if let (IntegerTable::Ordered { base }, Some(o)) = (&self.table, &self.ordered) {
-            self.values = (0..o.groups as i64).map(|g| T::Native::from_key(base + g)).collect();
+        if let IntegerTable::Ordered { base } = self.table {
+            self.values = self.ordered_values(base);
         }
         let values = ScalarBuffer::from(std::mem::take(&mut self.values));
         let nulls = self.null_group.map(|g| {

@@ -33,7 +33,7 @@ use datafusion::arrow::datatypes::{
     UInt32Type, UInt64Type, UInt8Type,
 };
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{internal_err, DataFusionError, Result};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryLimit};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -49,6 +49,7 @@ use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowUDFExpr};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties};
 use futures::{StreamExt, TryStreamExt};
 
+use crate::common::rewrite_bottom_up;
 use crate::common::time::{raw_ticks, type_ticks_per_second};
 use crate::web::{session_gap_ticks, SessionIdFunction, SessionRun};
 
@@ -109,13 +110,7 @@ impl OnePassSessions {
 
 impl PhysicalOptimizerRule for OnePassSessions {
     fn optimize(&self, plan: Arc<dyn ExecutionPlan>, _config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            Ok(match Self::rewrite(&node)? {
-                Some(new) => Transformed::yes(new),
-                None => Transformed::no(node),
-            })
-        })
-        .map(|t| t.data)
+        rewrite_bottom_up(plan, Self::rewrite)
     }
 
     fn name(&self) -> &str {

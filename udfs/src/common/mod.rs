@@ -17,6 +17,26 @@ pub mod time;
 
 pub use policy::{session_policy, CxlakeOptions, InvalidInput, InvalidInputRule, PolicyAware};
 
+use std::sync::Arc;
+
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::physical_plan::ExecutionPlan;
+
+/// Replaces, from the leaves up, each node of `plan` for which `rewrite` gives a new one: the
+/// walk of cxlake's physical rules that swap one operator for their own.
+pub fn rewrite_bottom_up(
+    plan: Arc<dyn ExecutionPlan>,
+    mut rewrite: impl FnMut(&Arc<dyn ExecutionPlan>) -> datafusion::common::Result<Option<Arc<dyn ExecutionPlan>>>,
+) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+    plan.transform_up(|node| {
+        Ok(match rewrite(&node)? {
+            Some(new) => Transformed::yes(new),
+            None => Transformed::no(node),
+        })
+    })
+    .map(|t| t.data)
+}
+
 /// The accumulator methods of a family's `AggregateUDFImpl`, whose `build(&args, factory)` picks
 /// the kernel: every cxlake aggregate runs through the generic kernel accumulators, grouped,
 /// ungrouped and in sliding window frames alike.
