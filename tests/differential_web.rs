@@ -5,6 +5,8 @@
 //! - `session_id` against the LAG-and-running-sum formulation, row by row, at several gaps;
 //! - the same through each way the one-pass session plan orders rows: in memory, through
 //!   DataFusion's sort under a memory limit, and not at all over a file declared in (user, ts) order;
+//!   over only (user_id, ts), with sparse and with dense ids, per user (rows, sessions, sums of
+//!   session numbers plain and weighted by time);
 //! - `pages_per_session`, `avg_session_duration` and `stickiness` against COUNT(DISTINCT ...),
 //!   MIN/MAX per session and distinct (user, day) pairs, ungrouped, grouped and with FILTER.
 //!
@@ -40,6 +42,41 @@ async fn compare_sessions_of(lake: &Lake, table: &str, gap: u32, label: &str) {
     assert_eq!(rows, Some(110_925.0), "{label}: gap {gap}");
     assert_eq!(differing, Some(0.0), "{label}: gap {gap}: rows whose session differs");
     assert!(result[0][2].unwrap() > 1.0, "{label}: gap {gap}: more than one session number");
+}
+
+/// `session_id` over only (user_id, ts), the shape whose output columns are rebuilt from each
+/// user's sorted timestamps (`rebuilt_rows`), against the LAG formulation: per user the rows, the
+/// sessions, the sum of session numbers and of session number times the second of the event,
+/// so a row numbered as another row's session shows.
+async fn compare_rebuilt_sessions(lake: &Lake, table: &str, gap: u32, label: &str) {
+    let per_user = |from: &str| {
+        format!(
+            "SELECT user_id, count(*) AS n, max(s) AS m, sum(s) AS t,
+                    sum(s * (CAST(ts AS BIGINT) / 1000000 - 1700000000)) AS w
+             FROM {from} GROUP BY user_id"
+        )
+    };
+    let (ours, plain) = (per_user("ours"), per_user("plain"));
+    let sql = format!(
+        "WITH ours AS (
+             SELECT user_id, ts, session_id(ts, {gap}) OVER (PARTITION BY user_id ORDER BY ts) AS s FROM {table}),
+         marked AS (
+             SELECT user_id, ts,
+                    CASE WHEN ts - lag(ts) OVER (PARTITION BY user_id ORDER BY ts) <= INTERVAL '{gap} seconds'
+                         THEN 0 ELSE 1 END AS starts
+             FROM {table}),
+         plain AS (
+             SELECT user_id, ts, sum(starts) OVER (PARTITION BY user_id ORDER BY ts ROWS UNBOUNDED PRECEDING) AS s
+             FROM marked),
+         a AS ({ours}),
+         b AS ({plain})
+         SELECT sum(a.n), count(*) FILTER (WHERE a.n <> b.n OR a.m <> b.m OR a.t <> b.t OR a.w <> b.w), max(a.m)
+         FROM a JOIN b USING (user_id)"
+    );
+    let result = cells(lake, &sql).await;
+    assert_eq!(result[0][0], Some(110_925.0), "{label}: gap {gap}");
+    assert_eq!(result[0][1], Some(0.0), "{label}: gap {gap}: users whose sessions differ");
+    assert!(result[0][2].unwrap() > 1.0, "{label}: gap {gap}: a user with more than one session");
 }
 
 /// Every cell of `sql` by its first column (the group key, rendered as a number).
@@ -176,6 +213,10 @@ async fn plan_text(lake: &Lake, explain: &str) -> String {
     text
 }
 
+/// Sessions over only (user_id, ts), so the window's input has no other column.
+const TWO_COLUMN_QUERY: &str =
+    "SELECT count(*), max(s) FROM (SELECT user_id, ts, session_id(ts) OVER (PARTITION BY user_id ORDER BY ts) AS s FROM {table})";
+
 const ONE_SESSION_QUERY: &str =
     "SELECT count(*), max(s) FROM (SELECT session_id(ts) OVER (PARTITION BY user_id ORDER BY ts) AS s FROM {table})";
 
@@ -206,6 +247,32 @@ async fn one_pass_sessions_order_rows_every_way() {
         );
         for gap in [60, 1800] {
             compare_sessions(&lake, gap, &label).await;
+        }
+        if limit.is_none() {
+            // Only (user_id, ts): rebuilt from sorted (key, ts) pairs (the ids are sparse), and
+            // from a counting sort over ids numbered densely.
+            let two_columns = TWO_COLUMN_QUERY.replace("{table}", "clickstream");
+            let analyzed = plan_text(&lake, &format!("EXPLAIN ANALYZE {two_columns}")).await;
+            assert!(
+                analyzed.contains("rebuilt_rows=110925") || analyzed.contains("rebuilt_rows=110.9 K"),
+                "{analyzed}"
+            );
+            lake.execute(
+                "CREATE TABLE dense_clicks AS
+                 SELECT CAST(dense_rank() OVER (ORDER BY user_id) AS BIGINT) AS user_id, ts FROM clickstream",
+            )
+            .await
+            .unwrap();
+            let dense = TWO_COLUMN_QUERY.replace("{table}", "dense_clicks");
+            let analyzed = plan_text(&lake, &format!("EXPLAIN ANALYZE {dense}")).await;
+            assert!(
+                analyzed.contains("rebuilt_rows=110925") || analyzed.contains("rebuilt_rows=110.9 K"),
+                "{analyzed}"
+            );
+            for gap in [60, 1800] {
+                compare_rebuilt_sessions(&lake, "clickstream", gap, "sparse ids").await;
+                compare_rebuilt_sessions(&lake, "dense_clicks", gap, "dense ids").await;
+            }
         }
     }
 

@@ -24,8 +24,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use datafusion::arrow::buffer::NullBuffer;
+use datafusion::arrow::array::{
+    make_array, Array, ArrayData, ArrayRef, ArrowPrimitiveType, AsArray, Int64Array, RecordBatch,
+};
+use datafusion::arrow::buffer::{Buffer, NullBuffer, ScalarBuffer};
 use datafusion::arrow::compute::{interleave_record_batch, SortOptions};
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Date64Type, Field, Int16Type, Int32Type, Int64Type, Int8Type, Schema, SchemaRef, TimeUnit,
@@ -35,14 +37,14 @@ use datafusion::arrow::datatypes::{
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{internal_err, DataFusionError, Result};
-use datafusion::execution::memory_pool::{MemoryConsumer, MemoryLimit};
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryLimit, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::window::StandardWindowExpr;
 use datafusion::physical_expr::{EquivalenceProperties, LexOrdering, PhysicalExpr, PhysicalSortExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::execution_plan::EmissionType;
-use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
 use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowUDFExpr};
@@ -373,24 +375,24 @@ impl ExecutionPlan for SessionNumberExec {
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        let mut numbering = Numbering::new(&self.window, Arc::clone(&self.schema));
         let input_schema = self.input.schema();
-        let mut sorted_rows = None;
-        let sorted = if self.input_sorted {
+        let counter = |name: &'static str| MetricBuilder::new(&self.metrics).counter(name, partition);
+        let ordered = if self.input_sorted {
             self.input.execute(partition, context)?
         } else if !matches!(context.memory_pool().memory_limit(), MemoryLimit::Infinite) {
-            sorted_rows = Some(MetricBuilder::new(&self.metrics).counter("sort_exec_sorted_rows", partition));
+            let rows = counter("sort_exec_sorted_rows");
             let ordering = self.window.ordering(&input_schema, self.partition_options)?;
             let sort = SortExec::new(ordering, Arc::clone(&self.input)).with_preserve_partitioning(true);
-            sort.execute(partition, context)?
+            let sorted = sort.execute(partition, context)?.inspect_ok(move |batch| rows.add(batch.num_rows()));
+            Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&input_schema), sorted))
         } else {
-            sorted_rows = Some(MetricBuilder::new(&self.metrics).counter("in_memory_sorted_rows", partition));
+            let (rows, rebuilt) = (counter("in_memory_sorted_rows"), counter("rebuilt_rows"));
             let input = self.input.execute(partition, Arc::clone(&context))?;
             let reservation =
                 MemoryConsumer::new(format!("SessionNumberExec[{partition}]")).register(context.memory_pool());
             let batch_size = context.session_config().batch_size();
-            let (window, options) = (self.window.clone(), self.partition_options);
-            let sorted = futures::stream::once(async move {
+            let (window, options, schema) = (self.window.clone(), self.partition_options, Arc::clone(&self.schema));
+            let numbered = futures::stream::once(async move {
                 let batches: Vec<RecordBatch> = input
                     .and_then(|batch| {
                         let grown = reservation.try_grow(batch.get_array_memory_size());
@@ -399,64 +401,125 @@ impl ExecutionPlan for SessionNumberExec {
                     .try_collect()
                     .await?;
                 let held = HeldRows::new(batches)?;
-                let order = session_order(&held, &window, options)?;
-                // Taken lazily, batch by batch; the held rows stay reserved until the last one.
-                // Each take checks every held batch's type and NULLs, so the output comes in at
-                // most about 64 batches, not thousands.
-                let batch_size = batch_size.max(order.len().div_ceil(64)).max(1);
-                let out = (0..order.len().div_ceil(batch_size)).map(move |chunk| {
-                    let _held = &reservation;
-                    held.take(&order[chunk * batch_size..((chunk + 1) * batch_size).min(order.len())])
-                });
+                rows.add(held.batches.iter().map(RecordBatch::num_rows).sum());
+                let out = in_memory_sessions(held, window, options, schema, batch_size, reservation, rebuilt)?;
                 Ok::<_, DataFusionError>(futures::stream::iter(out))
             })
             .try_flatten();
-            Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&input_schema), sorted))
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.schema), numbered)));
         };
-        let out = sorted.map(move |batch| {
-            let batch = batch?;
-            if let Some(rows) = &sorted_rows {
-                rows.add(batch.num_rows());
-            }
-            numbering.number(&batch)
-        });
+        let mut numbering = Numbering::new(&self.window, Arc::clone(&self.schema));
+        let out = ordered.map(move |batch| numbering.number(&batch?));
         Ok(Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.schema), out)))
     }
 }
 
+/// Native values of the key types and their order-preserving 64-bit keys: signed values have
+/// their sign bit flipped, so unsigned comparison of keys orders them as the values.
+trait OrderKey: Copy + Send + Sync + 'static {
+    fn order_key(self) -> u64;
+    fn from_order_key(key: u64) -> Self;
+}
+
+macro_rules! order_key {
+    (signed: $($t:ty),*) => {$(
+        impl OrderKey for $t {
+            fn order_key(self) -> u64 {
+                (self as i64 as u64) ^ (1 << 63)
+            }
+            fn from_order_key(key: u64) -> Self {
+                (key ^ (1 << 63)) as i64 as $t
+            }
+        }
+    )*};
+    (unsigned: $($t:ty),*) => {$(
+        impl OrderKey for $t {
+            fn order_key(self) -> u64 {
+                self as u64
+            }
+            fn from_order_key(key: u64) -> Self {
+                key as $t
+            }
+        }
+    )*};
+}
+order_key!(signed: i8, i16, i32, i64);
+order_key!(unsigned: u8, u16, u32, u64);
+
+/// Runs `$body` with `$t` the Arrow type of a key column of type `$data_type` (see
+/// [`fixed_width_key`]), or `$other` for any other type.
+macro_rules! with_key_type {
+    ($data_type:expr, $t:ident => $body:expr, $other:ident => $fallback:expr) => {
+        match $data_type {
+            DataType::Int8 => {
+                type $t = Int8Type;
+                $body
+            }
+            DataType::Int16 => {
+                type $t = Int16Type;
+                $body
+            }
+            DataType::Int32 => {
+                type $t = Int32Type;
+                $body
+            }
+            DataType::Int64 => {
+                type $t = Int64Type;
+                $body
+            }
+            DataType::UInt8 => {
+                type $t = UInt8Type;
+                $body
+            }
+            DataType::UInt16 => {
+                type $t = UInt16Type;
+                $body
+            }
+            DataType::UInt32 => {
+                type $t = UInt32Type;
+                $body
+            }
+            DataType::UInt64 => {
+                type $t = UInt64Type;
+                $body
+            }
+            DataType::Date32 => {
+                type $t = Date32Type;
+                $body
+            }
+            DataType::Date64 => {
+                type $t = Date64Type;
+                $body
+            }
+            DataType::Timestamp(TimeUnit::Second, _) => {
+                type $t = TimestampSecondType;
+                $body
+            }
+            DataType::Timestamp(TimeUnit::Millisecond, _) => {
+                type $t = TimestampMillisecondType;
+                $body
+            }
+            DataType::Timestamp(TimeUnit::Microsecond, _) => {
+                type $t = TimestampMicrosecondType;
+                $body
+            }
+            DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+                type $t = TimestampNanosecondType;
+                $body
+            }
+            $other => $fallback,
+        }
+    };
+}
+
 /// Order-preserving 64-bit keys of a key column's values (NULL slots hold arbitrary keys).
 fn order_keys(array: &ArrayRef, descending: bool) -> Result<Vec<u64>> {
-    macro_rules! signed {
-        ($t:ty) => {
-            array.as_primitive::<$t>().values().iter().map(|&v| (v as i64 as u64) ^ (1 << 63)).collect::<Vec<u64>>()
-        };
-    }
-    macro_rules! unsigned {
-        ($t:ty) => {
-            array.as_primitive::<$t>().values().iter().map(|&v| v as u64).collect::<Vec<u64>>()
-        };
-    }
-    let mut keys = match array.data_type() {
-        DataType::Int8 => signed!(Int8Type),
-        DataType::Int16 => signed!(Int16Type),
-        DataType::Int32 => signed!(Int32Type),
-        DataType::Int64 => signed!(Int64Type),
-        DataType::UInt8 => unsigned!(UInt8Type),
-        DataType::UInt16 => unsigned!(UInt16Type),
-        DataType::UInt32 => unsigned!(UInt32Type),
-        DataType::UInt64 => unsigned!(UInt64Type),
-        DataType::Date32 => signed!(Date32Type),
-        DataType::Date64 => signed!(Date64Type),
-        DataType::Timestamp(TimeUnit::Second, _) => signed!(TimestampSecondType),
-        DataType::Timestamp(TimeUnit::Millisecond, _) => signed!(TimestampMillisecondType),
-        DataType::Timestamp(TimeUnit::Microsecond, _) => signed!(TimestampMicrosecondType),
-        DataType::Timestamp(TimeUnit::Nanosecond, _) => signed!(TimestampNanosecondType),
-        other => return internal_err!("session_id: cannot order rows by a {other} key"),
-    };
-    if descending {
-        keys.iter_mut().for_each(|k| *k = !*k);
-    }
-    Ok(keys)
+    let mask = if descending { u64::MAX } else { 0 };
+    with_key_type!(
+        array.data_type(),
+        T => Ok(array.as_primitive::<T>().values().iter().map(|v| v.order_key() ^ mask).collect()),
+        other => internal_err!("session_id: cannot order rows by a {other} key")
+    )
 }
 
 /// A row to place within its partition, packed so that one integer comparison orders it: the
@@ -596,6 +659,237 @@ fn session_order(held: &HeldRows, window: &SessionWindow, partition_options: Sor
     Ok(first.into_iter().chain(last).collect())
 }
 
+/// A partition whose rows are only the partition key and the timestamp the sessions are
+/// numbered by, with no NULLs: each user's timestamps, sorted, one run after another in key
+/// order. The output columns are rebuilt from these runs (the user from the run's key, the
+/// timestamps as they lie) instead of gathered row by row from the held batches. Dense keys are
+/// ordered by a counting sort whose scatter writes 8 bytes a row; other keys by sorting (key, ts)
+/// pairs.
+struct UserRuns {
+    /// Where each run ends in `ts` (a run starts where the previous one ends).
+    ends: Vec<u32>,
+    /// Each run's order key (see [`OrderKey`], flipped for a descending partition); `None` when
+    /// the runs are one per key from `lo` on, empty for keys not seen.
+    keys: Option<Vec<u64>>,
+    lo: u64,
+    mask: u64,
+    ts: ScalarBuffer<i64>,
+}
+
+impl UserRuns {
+    /// The runs of `held`, or `None` when its rows are not of that shape (see the type).
+    fn of<T>(held: &HeldRows, window: &SessionWindow, descending: bool) -> Result<Option<Self>>
+    where
+        T: ArrowPrimitiveType,
+        T::Native: OrderKey,
+    {
+        let mask = if descending { u64::MAX } else { 0 };
+        let (mut lo, mut hi, mut rows) = (u64::MAX, 0u64, 0usize);
+        for batch in &held.batches {
+            let (users, ts) = (batch.column(window.partition), batch.column(window.order));
+            if users.logical_null_count() > 0 || ts.logical_null_count() > 0 {
+                return Ok(None);
+            }
+            for v in users.as_primitive::<T>().values() {
+                let key = v.order_key() ^ mask;
+                (lo, hi) = (lo.min(key), hi.max(key));
+            }
+            rows += batch.num_rows();
+        }
+        if rows == 0 || rows > u32::MAX as usize {
+            return Ok(None);
+        }
+        if hi - lo > 2 * rows as u64 + 4096 {
+            return Self::of_sparse::<T>(held, window, mask, rows).map(Some);
+        }
+        let buckets = (hi - lo) as usize + 1;
+        let bucket = |v: &T::Native| ((v.order_key() ^ mask) - lo) as usize;
+        // A counting sort: `cursor[b]` starts where key b's run starts and, once every row is
+        // placed, is where it ends.
+        let mut cursor = vec![0u32; buckets + 1];
+        for batch in &held.batches {
+            for v in batch.column(window.partition).as_primitive::<T>().values() {
+                cursor[bucket(v) + 1] += 1;
+            }
+        }
+        for b in 1..=buckets {
+            cursor[b] += cursor[b - 1];
+        }
+        let mut ts = vec![0i64; rows];
+        for batch in &held.batches {
+            let users = batch.column(window.partition).as_primitive::<T>().values();
+            let (ticks, _) = raw_ticks(batch.column(window.order), "session_id")?;
+            for (v, &t) in users.iter().zip(ticks.values()) {
+                let slot = &mut cursor[bucket(v)];
+                ts[*slot as usize] = t;
+                *slot += 1;
+            }
+        }
+        cursor.truncate(buckets);
+        let mut start = 0;
+        for &end in &cursor {
+            let run = &mut ts[start..end as usize];
+            if run.len() > 1 && !run.is_sorted() {
+                run.sort_unstable();
+            }
+            start = end as usize;
+        }
+        Ok(Some(Self { ends: cursor, keys: None, lo, mask, ts: ts.into() }))
+    }
+
+    /// The runs of keys too far apart for a bucket each: (key, ts) pairs sorted.
+    fn of_sparse<T>(held: &HeldRows, window: &SessionWindow, mask: u64, rows: usize) -> Result<Self>
+    where
+        T: ArrowPrimitiveType,
+        T::Native: OrderKey,
+    {
+        let mut pairs = Vec::with_capacity(rows);
+        for batch in &held.batches {
+            let users = batch.column(window.partition).as_primitive::<T>().values();
+            let (ticks, _) = raw_ticks(batch.column(window.order), "session_id")?;
+            pairs.extend(users.iter().zip(ticks.values()).map(|(v, &t)| (v.order_key() ^ mask, t)));
+        }
+        pairs.sort_unstable();
+        let (mut keys, mut ends) = (Vec::new(), Vec::new());
+        for (row, &(key, _)) in pairs.iter().enumerate() {
+            if keys.last() != Some(&key) {
+                if row > 0 {
+                    ends.push(row as u32);
+                }
+                keys.push(key);
+            }
+        }
+        ends.push(rows as u32);
+        let ts: Vec<i64> = pairs.into_iter().map(|(_, t)| t).collect();
+        Ok(Self { ends, keys: Some(keys), lo: 0, mask, ts: ts.into() })
+    }
+
+    /// The order key of run `run`.
+    fn key(&self, run: usize) -> u64 {
+        self.keys.as_ref().map_or(self.lo + run as u64, |keys| keys[run])
+    }
+
+    fn memory_size(&self) -> usize {
+        self.ends.capacity() * 4 + self.keys.as_ref().map_or(0, |k| k.capacity() * 8) + self.ts.len() * 8
+    }
+}
+
+/// The output batches of [`UserRuns`], numbered as they are cut.
+struct RunBatches<T: ArrowPrimitiveType> {
+    runs: UserRuns,
+    window: SessionWindow,
+    schema: SchemaRef,
+    batch_size: usize,
+    next_row: usize,
+    /// The run `next_row` lies in, or one before it.
+    bucket: usize,
+    sessions: Vec<SessionRun>,
+    _user: std::marker::PhantomData<T>,
+}
+
+impl<T: ArrowPrimitiveType> RunBatches<T>
+where
+    T::Native: OrderKey,
+{
+    fn new(runs: UserRuns, window: SessionWindow, schema: SchemaRef, batch_size: usize) -> Self {
+        let sessions = vec![SessionRun::default(); window.sessions.len()];
+        let (next_row, bucket, _user) = (0, 0, std::marker::PhantomData);
+        Self { runs, window, schema, batch_size, next_row, bucket, sessions, _user }
+    }
+
+    fn batch(&mut self, end: usize) -> Result<RecordBatch> {
+        let (start, len) = (self.next_row, end - self.next_row);
+        let runs = &self.runs;
+        let mut users = Vec::with_capacity(len);
+        let mut starts = Vec::with_capacity(len);
+        let mut row = start;
+        while row < end {
+            while runs.ends[self.bucket] as usize <= row {
+                self.bucket += 1;
+            }
+            let run_start = if self.bucket == 0 { 0 } else { runs.ends[self.bucket - 1] as usize };
+            let run_end = (runs.ends[self.bucket] as usize).min(end);
+            let user = T::Native::from_order_key(runs.key(self.bucket) ^ runs.mask);
+            users.extend(std::iter::repeat_n(user, run_end - row));
+            starts.push(row == run_start);
+            starts.extend(std::iter::repeat_n(false, run_end - row - 1));
+            row = run_end;
+        }
+        self.next_row = end;
+        let ts = runs.ts.slice(start, len);
+        let ticks = Int64Array::new(ts.clone(), None);
+        let column = |field: usize, values: Buffer| -> Result<ArrayRef> {
+            let data_type = self.schema.field(field).data_type().clone();
+            Ok(make_array(ArrayData::builder(data_type).len(len).add_buffer(values).build()?))
+        };
+        let mut columns = vec![column(self.window.partition, Buffer::from_vec(users))?];
+        columns.insert(self.window.order.min(1), column(self.window.order, ts.into_inner())?);
+        for (session, run) in self.window.sessions.iter().zip(&mut self.sessions) {
+            columns.push(Arc::new(run.number(&ticks, session.gap, Some(&starts))) as ArrayRef);
+        }
+        Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
+    }
+}
+
+impl<T: ArrowPrimitiveType> Iterator for RunBatches<T>
+where
+    T::Native: OrderKey,
+{
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rows = self.runs.ts.len();
+        (self.next_row < rows).then(|| self.batch((self.next_row + self.batch_size).min(rows)))
+    }
+}
+
+/// The numbered output of a partition held in memory, by [`UserRuns`] when its rows have that
+/// shape (`rebuilt` counts them), else ordered by [`session_order`] and gathered from the held
+/// batches. `reservation` holds what stays in memory until the last batch is out.
+fn in_memory_sessions(
+    held: HeldRows,
+    window: SessionWindow,
+    partition_options: SortOptions,
+    schema: SchemaRef,
+    batch_size: usize,
+    reservation: MemoryReservation,
+    rebuilt: Count,
+) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
+    let input_columns = schema.fields().len() - window.sessions.len();
+    let rebuildable =
+        input_columns == 2 && window.partition != window.order && window.sessions.iter().all(|s| s.ts == window.order);
+    if rebuildable {
+        let user_type = schema.field(window.partition).data_type().clone();
+        macro_rules! rebuild {
+            ($t:ty) => {
+                if let Some(runs) = UserRuns::of::<$t>(&held, &window, partition_options.descending)? {
+                    drop(held);
+                    reservation.resize(runs.memory_size());
+                    rebuilt.add(runs.ts.len());
+                    let batches = RunBatches::<$t>::new(runs, window, schema, batch_size.max(1));
+                    return Ok(Box::new(batches.map(move |batch| {
+                        let _held = &reservation;
+                        batch
+                    })));
+                }
+            };
+        }
+        with_key_type!(&user_type, T => rebuild!(T), _other => ());
+    }
+    let order = session_order(&held, &window, partition_options)?;
+    let mut numbering = Numbering::new(&window, schema);
+    // Taken lazily, batch by batch; the held rows stay reserved until the last one. Each take
+    // checks every held batch's type and NULLs, so the output comes in at most about 64
+    // batches, not thousands.
+    let batch_size = batch_size.max(order.len().div_ceil(64)).max(1);
+    let out = (0..order.len().div_ceil(batch_size)).map(move |chunk| {
+        let _held = &reservation;
+        let taken = held.take(&order[chunk * batch_size..((chunk + 1) * batch_size).min(order.len())])?;
+        numbering.number(&taken)
+    });
+    Ok(Box::new(out))
+}
+
 /// Session numbers for batches of rows ordered by (partition key, ts), carried across batches.
 struct Numbering {
     partition: usize,
@@ -639,7 +933,7 @@ impl Numbering {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{Int64Array, TimestampSecondArray};
+    use datafusion::arrow::array::TimestampSecondArray;
 
     fn batch(users: Vec<Option<i64>>, ts: Vec<Option<i64>>) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
@@ -704,6 +998,98 @@ mod tests {
             vec![Some(9), Some(8), Some(2), Some(8)],
         );
         assert_eq!(rows_in_order(vec![sparse], &window(false), asc_last), vec![1, 3, 2, 0]);
+    }
+
+    /// (user, ts, session) of an output row.
+    type NumberedRow = (Option<i32>, Option<i64>, Option<i64>);
+
+    /// Every output row of a partition held in memory, and how many rows
+    /// were rebuilt from user runs.
+    fn numbered_in_memory(batches: Vec<RecordBatch>, descending: bool, batch_size: usize) -> (Vec<NumberedRow>, usize) {
+        use datafusion::execution::memory_pool::{MemoryPool, UnboundedMemoryPool};
+        let input = batches[0].schema();
+        let (users, ts) = (input.index_of("u").unwrap(), input.index_of("ts").unwrap());
+        let window = SessionWindow {
+            partition: users,
+            order: ts,
+            order_options: SortOptions { descending: false, nulls_first: false },
+            sessions: vec![SessionColumn { ts, gap: 15 }],
+        };
+        let mut fields = input.fields().to_vec();
+        fields.push(Arc::new(Field::new("s", DataType::Int64, true)));
+        let schema = Arc::new(Schema::new(fields));
+        let pool: Arc<dyn MemoryPool> = Arc::new(UnboundedMemoryPool::default());
+        let reservation = MemoryConsumer::new("test").register(&pool);
+        let rebuilt = Count::new();
+        let options = SortOptions { descending, nulls_first: false };
+        let held = HeldRows::new(batches).unwrap();
+        let out = in_memory_sessions(held, window, options, schema, batch_size, reservation, rebuilt.clone()).unwrap();
+        let mut rows = Vec::new();
+        for batch in out {
+            let batch = batch.unwrap();
+            let u = batch.column(users).as_primitive::<Int32Type>();
+            let t = batch.column(ts).as_primitive::<TimestampSecondType>();
+            let s = batch.column(2).as_primitive::<Int64Type>();
+            rows.extend((0..batch.num_rows()).map(|r| {
+                (
+                    u.is_valid(r).then(|| u.value(r)),
+                    t.is_valid(r).then(|| t.value(r)),
+                    s.is_valid(r).then(|| s.value(r)),
+                )
+            }));
+        }
+        (rows, rebuilt.value())
+    }
+
+    #[test]
+    fn two_column_partitions_are_rebuilt_from_user_runs() {
+        use datafusion::arrow::array::Int32Array;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("ts", DataType::Timestamp(TimeUnit::Second, None), true),
+            Field::new("u", DataType::Int32, true),
+        ]));
+        let batch = |ts: Vec<Option<i64>>, users: Vec<Option<i32>>| {
+            let columns: Vec<ArrayRef> =
+                vec![Arc::new(TimestampSecondArray::from(ts)), Arc::new(Int32Array::from(users))];
+            RecordBatch::try_new(Arc::clone(&schema), columns).unwrap()
+        };
+        let batches = vec![
+            batch(vec![Some(100), Some(50), Some(10), Some(60)], vec![Some(5), Some(3), Some(5), Some(3)]),
+            batch(vec![Some(7), Some(30), Some(200)], vec![Some(-2), Some(5), Some(3)]),
+        ];
+        // Gap 15. User -2: 7 (1). User 3: 50, 60 (1, 1), 200 (2). User 5: 10 (1), 30 (2), 100 (3).
+        let ascending = vec![
+            (Some(-2), Some(7), Some(1)),
+            (Some(3), Some(50), Some(1)),
+            (Some(3), Some(60), Some(1)),
+            (Some(3), Some(200), Some(2)),
+            (Some(5), Some(10), Some(1)),
+            (Some(5), Some(30), Some(2)),
+            (Some(5), Some(100), Some(3)),
+        ];
+        for batch_size in [1, 2, 3, 8192] {
+            assert_eq!(numbered_in_memory(batches.clone(), false, batch_size), (ascending.clone(), 7), "{batch_size}");
+        }
+        // Users descending: the runs in the other order, each still by ts.
+        let descending: Vec<_> = [4, 5, 6, 1, 2, 3, 0].iter().map(|&i| ascending[i]).collect();
+        assert_eq!(numbered_in_memory(batches.clone(), true, 2), (descending.clone(), 7));
+        // A NULL user takes the gathering way and numbers the same.
+        let mut with_null = batches.clone();
+        with_null.push(batch(vec![Some(1)], vec![None]));
+        let mut expected = ascending.clone();
+        expected.push((None, Some(1), Some(1)));
+        assert_eq!(numbered_in_memory(with_null, false, 3), (expected, 0));
+        // Keys too far apart for a bucket each are ordered by sorting (key, ts) pairs.
+        let mut sparse = batches.clone();
+        sparse.push(batch(vec![Some(1)], vec![Some(1 << 30)]));
+        let mut expected = ascending.clone();
+        expected.push((Some(1 << 30), Some(1), Some(1)));
+        for batch_size in [1, 3, 8192] {
+            assert_eq!(numbered_in_memory(sparse.clone(), false, batch_size), (expected.clone(), 8), "{batch_size}");
+        }
+        let mut descending_sparse = vec![(Some(1 << 30), Some(1), Some(1))];
+        descending_sparse.extend(descending);
+        assert_eq!(numbered_in_memory(sparse, true, 2), (descending_sparse, 8));
     }
 
     #[test]
