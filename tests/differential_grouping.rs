@@ -7,7 +7,8 @@
 //! Keys: dense integers (numbered by key, holes left out; direct table), sorted ids from 0 (as
 //! event files sorted by user hold them), sparse integers, integers with NULLs, unsigned integers
 //! past `i64::MAX`, strings (short, long, empty, 12 bytes, NULL) as `Utf8`, `LargeUtf8` and
-//! `Utf8View`, timestamps without and with a time zone, dates.
+//! `Utf8View`, timestamps without and with a time zone, dates. Files sorted by the key (either
+//! direction, NULLs first or last) and declared so are grouped as runs of equal keys.
 
 use std::collections::BTreeMap;
 
@@ -137,6 +138,50 @@ async fn dense_integer_keys_are_numbered_by_key_or_looked_up_in_a_direct_table()
     assert_eq!((zeros(&analyzed).1, zeros(&analyzed).2), (0, 2), "{analyzed}");
     let analyzed = plan_text(&lake, &format!("EXPLAIN ANALYZE {}", metric_sql("huge"))).await;
     assert_eq!(zeros(&analyzed), (2, 2, 0), "{analyzed}");
+}
+
+/// Input sorted by the key (a file declared in that order) is grouped as runs of equal keys, the
+/// groups a batch closes going out after it: integers, NULLs first and last, strings, dates, both
+/// directions, through the partial and the final aggregate, against DataFusion's grouping of the
+/// unsorted rows.
+#[tokio::test(flavor = "multi_thread")]
+async fn sorted_input_is_grouped_as_runs_of_equal_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let orders = [
+        ("sorted_user", "ASC NULLS LAST"),
+        ("nullable_int", "ASC NULLS LAST"),
+        ("nullable_int", "DESC NULLS FIRST"),
+        ("short_text", "ASC NULLS FIRST"),
+        ("short_text", "DESC NULLS LAST"),
+        ("day", "DESC NULLS LAST"),
+    ];
+    for (partitions, batch_size) in [(1, 8192), (3, 1000), (4, 64)] {
+        let lake = Lake::builder().target_partitions(partitions).batch_size(batch_size).build().await.unwrap();
+        lake.execute(TABLE).await.unwrap();
+        for (i, (key, order)) in orders.into_iter().enumerate() {
+            let label = format!("{partitions} partitions, batches of {batch_size}: {key} {order}");
+            let file = dir.path().join(format!("{partitions}-{i}.parquet"));
+            let file = file.display();
+            lake.execute(&format!("COPY (SELECT * FROM keyed ORDER BY {key} {order}) TO '{file}' STORED AS PARQUET"))
+                .await
+                .unwrap();
+            lake.execute(&format!(
+                "CREATE EXTERNAL TABLE sorted_rows STORED AS PARQUET WITH ORDER ({key} {order}) LOCATION '{file}'"
+            ))
+            .await
+            .unwrap();
+            let metric = metric_sql(key).replace("FROM keyed", "FROM sorted_rows");
+            let (ours, _) = by_key(&lake, &metric).await;
+            let (theirs, _) = by_key(&lake, &plain_sql(key)).await;
+            assert!(ours.len() > 1, "{label}: several groups");
+            assert_eq!(ours, theirs, "{label}");
+            let analyzed = plan_text(&lake, &format!("EXPLAIN ANALYZE {metric}")).await;
+            let runs = analyzed.split("sorted_key_rows=").skip(1);
+            let grouped = runs.filter(|rest| rest.split([',', ']']).next() != Some("0")).count();
+            assert!(grouped >= 1, "{label}: grouped as runs: {analyzed}");
+            lake.execute("DROP TABLE sorted_rows").await.unwrap();
+        }
+    }
 }
 
 /// `SET cxlake.keyed_grouping = false` leaves the grouping to DataFusion.

@@ -21,15 +21,22 @@
 //!   per key between the smallest and largest seen, while the keys span at most 8 M values or
 //!   four per group; a hash table beyond that (the same kind as the strings'), which becomes
 //!   direct if the keys prove dense. Keys that turn sparse go back to the hash table for good.
-//!   `EXPLAIN ANALYZE` counts the rows of each way (`ordered_key_rows`, `direct_key_rows`,
-//!   `hashed_key_rows`).
+//! - input sorted by the key (files declared in that order, or rows out of cxlake's session
+//!   numbering, which come out sorted by user): a group is a run of equal keys, found by
+//!   comparing each key with the one before it, and the groups a batch closes go out after it,
+//!   so memory holds one open group, as in DataFusion's ordered grouping.
+//!
+//! `EXPLAIN ANALYZE` counts the rows of each way (`ordered_key_rows`, `direct_key_rows`,
+//! `hashed_key_rows`, `sorted_key_rows`).
 //!
 //! `SET cxlake.keyed_grouping = false` turns the rule off (DataFusion's grouping, for comparison).
 //! The rule applies when the `GROUP BY` has exactly one key of those types (no grouping sets, no
-//! limit, no ordered input) and at least one of the aggregates is a cxlake function, all of them
-//! with a `GroupsAccumulator` and no `ORDER BY` inside the call. Plain SQL aggregates alone keep
-//! DataFusion's plan, so DataFusion's own timings stay DataFusion's. Under a memory limit the
-//! operator runs the `AggregateExec` it replaced, which accounts for and spills its state.
+//! limit, input in no order or sorted by the key), all aggregates have a `GroupsAccumulator` and
+//! no `ORDER BY` inside the call, and the query is cxlake's: at least one aggregate is a cxlake
+//! function, or the rows come from cxlake's session numbering (`max(session) GROUP BY user`).
+//! Plain SQL aggregates over plain rows keep DataFusion's plan, so DataFusion's own timings stay
+//! DataFusion's. Under a memory limit the operator runs the `AggregateExec` it replaced, which
+//! accounts for and spills its state.
 //!
 //! The operator delegates downcasts to the `AggregateExec` it wraps
 //! ([`ExecutionPlan::downcast_delegate`]): plan serializers (a cluster's stages) send it as that
@@ -41,18 +48,19 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, ArrowPrimitiveType, AsArray, BooleanArray, PrimitiveArray, RecordBatch, StringViewArray,
-    StringViewBuilder,
+    new_empty_array, Array, ArrayRef, ArrowPrimitiveType, AsArray, BooleanArray, PrimitiveArray, RecordBatch,
+    StringViewArray, StringViewBuilder, UInt32Array,
 };
 use datafusion::arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, ScalarBuffer};
-use datafusion::arrow::compute::{cast, filter_record_batch, max, min};
+use datafusion::arrow::compute::kernels::cmp::distinct;
+use datafusion::arrow::compute::{cast, concat, filter_record_batch, max, min, partition, take};
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Date64Type, Int16Type, Int32Type, Int64Type, Int8Type, SchemaRef, TimeUnit,
     TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type,
     UInt32Type, UInt64Type, UInt8Type,
 };
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{exec_err, internal_err, DataFusionError, Result};
 use datafusion::execution::memory_pool::MemoryLimit;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -70,7 +78,8 @@ use datafusion::physical_plan::{
 };
 use foldhash::fast::FixedState;
 
-use crate::common::{rewrite_bottom_up, CxlakeOptions};
+use crate::common::{prefetch, rewrite_bottom_up, CxlakeOptions};
+use crate::sessions_plan::SessionNumberExec;
 use futures::{StreamExt, TryStreamExt};
 
 /// Replaces a one-key `AggregateExec` over cxlake aggregates with [`KeyedAggregateExec`].
@@ -98,18 +107,25 @@ impl KeyedGrouping {
         let key_type = key.data_type(&agg.input().schema()).ok()?;
         let applies = !group_by.has_grouping_set()
             && new_group_keys(&key_type, KeyCounts::unshown()).is_ok()
-            && *agg.input_order_mode() == InputOrderMode::Linear
+            && matches!(agg.input_order_mode(), InputOrderMode::Linear | InputOrderMode::Sorted)
             && agg.limit_options().is_none()
             && agg.dynamic_expressions_produced().is_empty()
             && !agg.aggr_expr().is_empty()
             && agg.aggr_expr().iter().all(|a| a.groups_accumulator_supported() && a.order_bys().is_empty())
-            && agg.aggr_expr().iter().any(|a| self.own.contains(a.fun().name()));
+            && (agg.aggr_expr().iter().any(|a| self.own.contains(a.fun().name()))
+                || reads_session_numbers(agg.input()));
         if !applies {
             return None;
         }
         let agg = Arc::new(agg.clone());
         Some(Arc::new(KeyedAggregateExec { agg, metrics: ExecutionPlanMetricsSet::new() }))
     }
+}
+
+/// Whether `plan` numbers sessions with cxlake's operator: rows grouped after it belong to a
+/// cxlake query even when the aggregates are plain SQL (`max(session) GROUP BY user`).
+fn reads_session_numbers(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    plan.exists(|node| Ok(node.downcast_ref::<SessionNumberExec>().is_some())).unwrap_or(false)
 }
 
 impl PhysicalOptimizerRule for KeyedGrouping {
@@ -232,12 +248,40 @@ impl ExecutionPlan for KeyedAggregateExec {
         let counts = KeyCounts {
             direct: builder.clone().counter("direct_key_rows", partition),
             ordered: builder.clone().counter("ordered_key_rows", partition),
-            hashed: builder.counter("hashed_key_rows", partition),
+            hashed: builder.clone().counter("hashed_key_rows", partition),
+            sorted: builder.counter("sorted_key_rows", partition),
         };
         let schema = agg.schema();
+        let table = GroupTable::new(&agg, counts)?;
+        if table.streams() {
+            // Input sorted by the key: the groups a batch closes go out after it.
+            let state = (input, Some(table), baseline, Arc::clone(&schema));
+            let output = futures::stream::try_unfold(state, |(mut input, mut table, baseline, schema)| async move {
+                while let Some(open) = table.as_mut() {
+                    let out = match input.next().await {
+                        Some(batch) => {
+                            let batch = batch?;
+                            let _timer = baseline.elapsed_compute().timer();
+                            open.push(&batch)?;
+                            open.emit_closed(&schema)?
+                        }
+                        None => {
+                            let _timer = baseline.elapsed_compute().timer();
+                            table.take().map(|t| t.finish(&schema)).transpose()?
+                        }
+                    };
+                    if let Some(out) = out.filter(|b| b.num_rows() > 0) {
+                        baseline.record_output(out.num_rows());
+                        return Ok(Some((out, (input, table, baseline, schema))));
+                    }
+                }
+                Ok(None)
+            });
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(agg.schema(), output)));
+        }
         let out_schema = Arc::clone(&schema);
         let output = futures::stream::once(async move {
-            let mut table = GroupTable::new(&agg, counts)?;
+            let mut table = table;
             let mut input = input;
             while let Some(batch) = input.next().await {
                 let batch = batch?;
@@ -261,19 +305,20 @@ impl ExecutionPlan for KeyedAggregateExec {
     }
 }
 
-/// Rows looked up in a direct table, numbered by key and looked up in a hash table (`EXPLAIN
-/// ANALYZE` shows each).
+/// Rows looked up in a direct table, numbered by key, looked up in a hash table and grouped as
+/// runs of sorted input (`EXPLAIN ANALYZE` shows each).
 #[derive(Clone)]
 struct KeyCounts {
     direct: Count,
     ordered: Count,
     hashed: Count,
+    sorted: Count,
 }
 
 impl KeyCounts {
     /// Counts that no plan shows (to check that a key type has a lookup).
     fn unshown() -> Self {
-        Self { direct: Count::new(), ordered: Count::new(), hashed: Count::new() }
+        Self { direct: Count::new(), ordered: Count::new(), hashed: Count::new(), sorted: Count::new() }
     }
 }
 
@@ -298,7 +343,10 @@ impl GroupTable {
             return internal_err!("KeyedAggregateExec groups by exactly one key");
         };
         let key_type = key.data_type(&agg.input().schema())?;
-        let keys = new_group_keys(&key_type, counts)?;
+        let keys = match agg.input_order_mode() {
+            InputOrderMode::Sorted => Box::new(KeyRuns::new(&key_type, counts.sorted)),
+            _ => new_group_keys(&key_type, counts)?,
+        };
         let mode = agg.mode();
         let merging =
             matches!(mode, AggregateMode::Final | AggregateMode::FinalPartitioned | AggregateMode::PartialReduce);
@@ -341,6 +389,28 @@ impl GroupTable {
         Ok(())
     }
 
+    /// Whether groups close before the input ends (see [`GroupKeys::closed`]).
+    fn streams(&self) -> bool {
+        self.keys.streams()
+    }
+
+    /// The groups that take no more rows, if any, taken out of the table.
+    fn emit_closed(&mut self, schema: &SchemaRef) -> Result<Option<RecordBatch>> {
+        let closed = self.keys.closed();
+        if closed == 0 {
+            return Ok(None);
+        }
+        let mut columns = vec![self.keys.emit_first(closed)?];
+        for accumulator in &mut self.accumulators {
+            if self.states_out {
+                columns.extend(accumulator.state(EmitTo::First(closed))?);
+            } else {
+                columns.push(accumulator.evaluate(EmitTo::First(closed))?);
+            }
+        }
+        Ok(Some(RecordBatch::try_new(Arc::clone(schema), columns)?))
+    }
+
     fn finish(mut self, schema: &SchemaRef) -> Result<RecordBatch> {
         let live = self.keys.live();
         let mut columns = vec![self.keys.emit()?];
@@ -372,6 +442,80 @@ trait GroupKeys: Send {
     /// keys between those seen); `None` when every group does.
     fn live(&self) -> Option<BooleanBuffer> {
         None
+    }
+    /// Whether groups close before the input ends: the input is sorted by the key.
+    fn streams(&self) -> bool {
+        false
+    }
+    /// How many groups, the first ones, take no more rows.
+    fn closed(&self) -> usize {
+        0
+    }
+    /// The keys of the first `n` groups, which leave the table: the groups after them are
+    /// numbered from 0 again.
+    fn emit_first(&mut self, _n: usize) -> Result<ArrayRef> {
+        internal_err!("only keys of sorted input close their groups early")
+    }
+}
+
+/// Keys of input sorted by them (NULLs first or last): a group is a run of equal keys, found by
+/// comparing each key with the one before it, with no lookup. Every group before a batch's last
+/// one is closed and can go out; the last stays open for the next batch.
+struct KeyRuns {
+    /// The key of each group not yet taken out, the open one last.
+    pending: ArrayRef,
+    rows: Count,
+}
+
+impl KeyRuns {
+    fn new(data_type: &DataType, rows: Count) -> Self {
+        Self { pending: new_empty_array(data_type), rows }
+    }
+}
+
+impl GroupKeys for KeyRuns {
+    fn intern(&mut self, keys: &ArrayRef, indices: &mut Vec<usize>) -> Result<()> {
+        indices.clear();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.rows.add(keys.len());
+        let runs = partition(std::slice::from_ref(keys))?.ranges();
+        let held = self.pending.len();
+        // The first run goes on with the open group when its key is the open group's.
+        let goes_on = held > 0 && !distinct(&self.pending.slice(held - 1, 1), &keys.slice(0, 1))?.value(0);
+        let first = held - goes_on as usize;
+        indices.reserve(keys.len());
+        for (i, run) in runs.iter().enumerate() {
+            indices.extend(std::iter::repeat_n(first + i, run.len()));
+        }
+        let starts: UInt32Array = runs.iter().skip(goes_on as usize).map(|r| r.start as u32).collect();
+        let new_keys = take(keys.as_ref(), &starts, None)?;
+        self.pending = if held == 0 { new_keys } else { concat(&[self.pending.as_ref(), new_keys.as_ref()])? };
+        Ok(())
+    }
+
+    fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn emit(&mut self) -> Result<ArrayRef> {
+        let empty = new_empty_array(self.pending.data_type());
+        Ok(std::mem::replace(&mut self.pending, empty))
+    }
+
+    fn streams(&self) -> bool {
+        true
+    }
+
+    fn closed(&self) -> usize {
+        self.len().saturating_sub(1)
+    }
+
+    fn emit_first(&mut self, n: usize) -> Result<ArrayRef> {
+        let first = self.pending.slice(0, n);
+        self.pending = self.pending.slice(n, self.pending.len() - n);
+        Ok(first)
     }
 }
 
@@ -785,6 +929,10 @@ impl OrderedGroups {
     }
 }
 
+/// How many rows ahead the direct table's slot is fetched into cache: a table of millions of
+/// keys does not fit in cache, and a row's slot is only known from its key.
+const PREFETCH_DISTANCE: usize = 16;
+
 /// Integer, date and timestamp keys (see [`IntegerTable`]).
 struct IntegerKeys<T: ArrowPrimitiveType> {
     data_type: DataType,
@@ -1067,23 +1215,6 @@ where
         });
         Ok(Arc::new(PrimitiveArray::<T>::new(values, nulls).with_data_type(self.data_type.clone())))
     }
-}
-
-/// How many rows ahead the direct table's slot is fetched into cache: a table of millions of
-/// keys does not fit in cache, and a row's slot is only known from its key.
-const PREFETCH_DISTANCE: usize = 16;
-
-/// Asks the processor to bring `slots[index]` into cache (nothing if out of bounds, or on
-/// processors without a prefetch instruction here).
-#[inline(always)]
-fn prefetch(slots: &[u32], index: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(slot) = slots.get(index) {
-        // SAFETY: prefetching is a hint with no effect on memory; the pointer is in bounds.
-        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((slot as *const u32).cast()) }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (slots, index);
 }
 
 /// The group of `value` in a direct table based at `base` (which covers it), made if new.

@@ -12,7 +12,10 @@
 //! - otherwise, with an unlimited memory pool (cxlake's default), holds the partition's rows and
 //!   orders them at once: a counting sort on the user key when its values are dense (user ids
 //!   usually are), then a sort of each user's few (ts, row) pairs; a comparison sort of packed
-//!   keys otherwise;
+//!   keys otherwise. When the rows are only the user and the timestamp (a query that counts
+//!   sessions), without NULLs, only each user's timestamps are ordered and the output columns are
+//!   rebuilt from them ([`UserRuns`]) rather than gathered row by row (`rebuilt_rows` in
+//!   `EXPLAIN ANALYZE`);
 //! - under a memory limit, lets DataFusion's `SortExec` order the rows (it spills to disk) and
 //!   numbers its output.
 //!
@@ -51,8 +54,8 @@ use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowUDFExpr};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties};
 use futures::{StreamExt, TryStreamExt};
 
-use crate::common::rewrite_bottom_up;
 use crate::common::time::{raw_ticks, type_ticks_per_second};
+use crate::common::{prefetch, rewrite_bottom_up};
 use crate::web::{session_gap_ticks, SessionIdFunction, SessionRun};
 
 /// Replaces `BoundedWindowAggExec[session_id ...] ← SortExec(user, ts)` (or the window alone
@@ -659,6 +662,12 @@ fn session_order(held: &HeldRows, window: &SessionWindow, partition_options: Sor
     Ok(first.into_iter().chain(last).collect())
 }
 
+/// How many rows ahead the counting sort fetches a key's counter into cache (when it places
+/// rows: the place the counter points to, and the counter twice as far ahead): the counters of millions of keys do not fit in cache, and a
+/// row's counter is only known from its key. At 16 rows the sort still waited on memory most of
+/// its time; 64 and 128 measured the same, a fifth faster for the sessions query.
+const PREFETCH_DISTANCE: usize = 64;
+
 /// A partition whose rows are only the partition key and the timestamp the sessions are
 /// numbered by, with no NULLs: each user's timestamps, sorted, one run after another in key
 /// order. The output columns are rebuilt from these runs (the user from the run's key, the
@@ -708,7 +717,11 @@ impl UserRuns {
         // placed, is where it ends.
         let mut cursor = vec![0u32; buckets + 1];
         for batch in &held.batches {
-            for v in batch.column(window.partition).as_primitive::<T>().values() {
+            let users = batch.column(window.partition).as_primitive::<T>().values();
+            for (i, v) in users.iter().enumerate() {
+                if let Some(ahead) = users.get(i + PREFETCH_DISTANCE) {
+                    prefetch(&cursor, bucket(ahead) + 1);
+                }
                 cursor[bucket(v) + 1] += 1;
             }
         }
@@ -719,7 +732,14 @@ impl UserRuns {
         for batch in &held.batches {
             let users = batch.column(window.partition).as_primitive::<T>().values();
             let (ticks, _) = raw_ticks(batch.column(window.order), "session_id")?;
-            for (v, &t) in users.iter().zip(ticks.values()) {
+            for (i, (v, &t)) in users.iter().zip(ticks.values()).enumerate() {
+                // The cursor twice the distance ahead, then the place it points to.
+                if let Some(ahead) = users.get(i + 2 * PREFETCH_DISTANCE) {
+                    prefetch(&cursor, bucket(ahead));
+                }
+                if let Some(ahead) = users.get(i + PREFETCH_DISTANCE) {
+                    prefetch(&ts, cursor[bucket(ahead)] as usize);
+                }
                 let slot = &mut cursor[bucket(v)];
                 ts[*slot as usize] = t;
                 *slot += 1;

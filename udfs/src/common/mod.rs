@@ -118,3 +118,16 @@ pub fn columnar_result(
         ColumnarValue::Array(result)
     })
 }
+
+/// Asks the processor to bring `slots[index]` into cache (nothing if out of bounds, or on
+/// processors without a prefetch instruction here).
+#[inline(always)]
+pub(crate) fn prefetch<T>(slots: &[T], index: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(slot) = slots.get(index) {
+        // SAFETY: prefetching is a hint with no effect on memory; the pointer is in bounds.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((slot as *const T).cast()) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (slots, index);
+}
