@@ -195,14 +195,29 @@ impl SessionRun {
                 *self = SessionRun::default();
             }
             if ticks.is_valid(row) {
-                if self.previous.is_none_or(|p| t as i128 - p as i128 > gap) {
-                    self.session += 1;
-                }
-                self.previous = Some(t);
+                self.next(t, gap);
             }
             out.push(self.session);
         }
         Int64Array::new(out.into(), ticks.nulls().cloned())
+    }
+
+    /// Appends to `out` the session numbers of `ticks` (none NULL, in order, of one partition),
+    /// going on from this run.
+    pub(crate) fn number_into(&mut self, ticks: &[i64], gap: i64, out: &mut Vec<i64>) {
+        let gap = gap as i128;
+        out.extend(ticks.iter().map(|&t| self.next(t, gap)));
+    }
+
+    /// The session of an event at `t` after this run's events: a new one when the gap to the
+    /// previous event is greater than `gap` (computed wide, so no gap overflows).
+    #[inline]
+    fn next(&mut self, t: i64, gap: i128) -> i64 {
+        if self.previous.is_none_or(|p| t as i128 - p as i128 > gap) {
+            self.session += 1;
+        }
+        self.previous = Some(t);
+        self.session
     }
 }
 
