@@ -453,63 +453,29 @@ order_key!(unsigned: u8, u16, u32, u64);
 /// [`fixed_width_key`]), or `$other` for any other type.
 macro_rules! with_key_type {
     ($data_type:expr, $t:ident => $body:expr, $other:ident => $fallback:expr) => {
+        with_key_type!(@arms $data_type, $t, $body, $other, $fallback, [
+            DataType::Int8 => Int8Type,
+            DataType::Int16 => Int16Type,
+            DataType::Int32 => Int32Type,
+            DataType::Int64 => Int64Type,
+            DataType::UInt8 => UInt8Type,
+            DataType::UInt16 => UInt16Type,
+            DataType::UInt32 => UInt32Type,
+            DataType::UInt64 => UInt64Type,
+            DataType::Date32 => Date32Type,
+            DataType::Date64 => Date64Type,
+            DataType::Timestamp(TimeUnit::Second, _) => TimestampSecondType,
+            DataType::Timestamp(TimeUnit::Millisecond, _) => TimestampMillisecondType,
+            DataType::Timestamp(TimeUnit::Microsecond, _) => TimestampMicrosecondType,
+            DataType::Timestamp(TimeUnit::Nanosecond, _) => TimestampNanosecondType,
+        ])
+    };
+    (@arms $data_type:expr, $t:ident, $body:expr, $other:ident, $fallback:expr, [$($pattern:pat => $arrow:ty,)*]) => {
         match $data_type {
-            DataType::Int8 => {
-                type $t = Int8Type;
+            $($pattern => {
+                type $t = $arrow;
                 $body
-            }
-            DataType::Int16 => {
-                type $t = Int16Type;
-                $body
-            }
-            DataType::Int32 => {
-                type $t = Int32Type;
-                $body
-            }
-            DataType::Int64 => {
-                type $t = Int64Type;
-                $body
-            }
-            DataType::UInt8 => {
-                type $t = UInt8Type;
-                $body
-            }
-            DataType::UInt16 => {
-                type $t = UInt16Type;
-                $body
-            }
-            DataType::UInt32 => {
-                type $t = UInt32Type;
-                $body
-            }
-            DataType::UInt64 => {
-                type $t = UInt64Type;
-                $body
-            }
-            DataType::Date32 => {
-                type $t = Date32Type;
-                $body
-            }
-            DataType::Date64 => {
-                type $t = Date64Type;
-                $body
-            }
-            DataType::Timestamp(TimeUnit::Second, _) => {
-                type $t = TimestampSecondType;
-                $body
-            }
-            DataType::Timestamp(TimeUnit::Millisecond, _) => {
-                type $t = TimestampMillisecondType;
-                $body
-            }
-            DataType::Timestamp(TimeUnit::Microsecond, _) => {
-                type $t = TimestampMicrosecondType;
-                $body
-            }
-            DataType::Timestamp(TimeUnit::Nanosecond, _) => {
-                type $t = TimestampNanosecondType;
-                $body
-            }
+            })*
             $other => $fallback,
         }
     };
