@@ -1400,6 +1400,33 @@ mod tests {
     }
 
     #[test]
+    fn sorted_keys_are_grouped_as_runs_and_closed_groups_leave() {
+        let rows = Count::new();
+        let mut runs = KeyRuns::new(&DataType::Int64, rows.clone());
+        let mut indices = Vec::new();
+        let keys = |array: ArrayRef| array.as_primitive::<Int64Type>().iter().collect::<Vec<_>>();
+        // 1 1 2 3 3: three runs; the last (3) stays open.
+        runs.intern(&(Arc::new(Int64Array::from(vec![1, 1, 2, 3, 3])) as ArrayRef), &mut indices).unwrap();
+        assert_eq!((indices.clone(), runs.len(), runs.closed()), (vec![0, 0, 1, 2, 2], 3, 2));
+        assert_eq!(keys(runs.emit_first(2).unwrap()), [Some(1), Some(2)]);
+        // The next batch goes on with 3 (now group 0), then 4, then NULLs (sorted last).
+        let next = Int64Array::from(vec![Some(3), Some(4), None, None]);
+        runs.intern(&(Arc::new(next) as ArrayRef), &mut indices).unwrap();
+        assert_eq!((indices.clone(), runs.len(), runs.closed()), (vec![0, 1, 2, 2], 3, 2));
+        assert_eq!(keys(runs.emit_first(2).unwrap()), [Some(3), Some(4)]);
+        // A batch of only the open key closes nothing; an empty one changes nothing.
+        runs.intern(&(Arc::new(Int64Array::from(vec![None])) as ArrayRef), &mut indices).unwrap();
+        assert_eq!((indices.clone(), runs.closed()), (vec![0], 0));
+        runs.intern(&(Arc::new(Int64Array::from(Vec::<i64>::new())) as ArrayRef), &mut indices).unwrap();
+        assert_eq!((indices.len(), runs.len()), (0, 1));
+        assert_eq!(keys(runs.emit().unwrap()), [None]);
+        assert_eq!((runs.len(), rows.value()), (0, 10));
+        // A partition with no rows ends with no keys, of the key's type.
+        let mut empty = KeyRuns::new(&DataType::Int64, Count::new());
+        assert_eq!(empty.emit().unwrap().data_type(), &DataType::Int64);
+    }
+
+    #[test]
     fn sorted_dense_keys_are_numbered_by_key_and_holes_left_out() {
         let counts = counts();
         let batch = |keys: &[i64]| Arc::new(Int64Array::from(keys.to_vec())) as ArrayRef;
