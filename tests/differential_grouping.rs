@@ -79,6 +79,13 @@ async fn plan_text(lake: &Lake, sql: &str) -> String {
     format!("{:?}", render_rows(&lake.execute(sql).await.unwrap().batches).unwrap())
 }
 
+/// Each of the plan's counts of rows whose keys went the `name` way (`ordered`, `direct`,
+/// `hashed`, `sorted`), as rendered: one per `KeyedAggregateExec`, each read whole.
+fn key_row_counts<'a>(analyzed: &'a str, name: &str) -> Vec<&'a str> {
+    let pattern = format!("{name}_key_rows=");
+    analyzed.split(&pattern).skip(1).filter_map(|rest| rest.split([',', ']']).next()).collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn keyed_grouping_matches_datafusion_grouping_for_every_key_type() {
     for (partitions, batch_size, memory_limit) in
@@ -120,11 +127,7 @@ async fn dense_integer_keys_are_numbered_by_key_or_looked_up_in_a_direct_table()
     let lake = Lake::builder().target_partitions(2).batch_size(1000).build().await.unwrap();
     lake.execute(TABLE).await.unwrap();
     // How many of the plan's counts of `name` rows are 0.
-    let counts = |analyzed: &str, name: &str| {
-        let pattern = format!("{name}_key_rows=");
-        let values = analyzed.split(&pattern).skip(1);
-        values.filter(|rest| rest.split([',', ']']).next() == Some("0")).count()
-    };
+    let counts = |analyzed: &str, name: &str| key_row_counts(analyzed, name).iter().filter(|&&n| n == "0").count();
     let zeros = |analyzed: &str| (counts(analyzed, "ordered"), counts(analyzed, "direct"), counts(analyzed, "hashed"));
     // Ids sorted from 0: both aggregates (partial and final) number by key, nothing else.
     let analyzed = plan_text(&lake, &format!("EXPLAIN ANALYZE {}", metric_sql("sorted_user"))).await;
@@ -176,8 +179,7 @@ async fn sorted_input_is_grouped_as_runs_of_equal_keys() {
             assert!(ours.len() > 1, "{label}: several groups");
             assert_eq!(ours, theirs, "{label}");
             let analyzed = plan_text(&lake, &format!("EXPLAIN ANALYZE {metric}")).await;
-            let runs = analyzed.split("sorted_key_rows=").skip(1);
-            let grouped = runs.filter(|rest| rest.split([',', ']']).next() != Some("0")).count();
+            let grouped = key_row_counts(&analyzed, "sorted").iter().filter(|&&n| n != "0").count();
             assert!(grouped >= 1, "{label}: grouped as runs: {analyzed}");
             lake.execute("DROP TABLE sorted_rows").await.unwrap();
         }

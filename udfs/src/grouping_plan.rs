@@ -389,6 +389,20 @@ impl GroupTable {
         Ok(())
     }
 
+    /// The groups `emit_to` takes out, as the output batch: `keys`, then each aggregate's final
+    /// value or partial state.
+    fn emit(&mut self, keys: ArrayRef, emit_to: EmitTo, schema: &SchemaRef) -> Result<RecordBatch> {
+        let mut columns = vec![keys];
+        for accumulator in &mut self.accumulators {
+            if self.states_out {
+                columns.extend(accumulator.state(emit_to)?);
+            } else {
+                columns.push(accumulator.evaluate(emit_to)?);
+            }
+        }
+        Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
+    }
+
     /// Whether groups close before the input ends (see [`GroupKeys::closed`]).
     fn streams(&self) -> bool {
         self.keys.streams()
@@ -400,28 +414,14 @@ impl GroupTable {
         if closed == 0 {
             return Ok(None);
         }
-        let mut columns = vec![self.keys.emit_first(closed)?];
-        for accumulator in &mut self.accumulators {
-            if self.states_out {
-                columns.extend(accumulator.state(EmitTo::First(closed))?);
-            } else {
-                columns.push(accumulator.evaluate(EmitTo::First(closed))?);
-            }
-        }
-        Ok(Some(RecordBatch::try_new(Arc::clone(schema), columns)?))
+        let keys = self.keys.emit_first(closed)?;
+        Ok(Some(self.emit(keys, EmitTo::First(closed), schema)?))
     }
 
     fn finish(mut self, schema: &SchemaRef) -> Result<RecordBatch> {
         let live = self.keys.live();
-        let mut columns = vec![self.keys.emit()?];
-        for accumulator in &mut self.accumulators {
-            if self.states_out {
-                columns.extend(accumulator.state(EmitTo::All)?);
-            } else {
-                columns.push(accumulator.evaluate(EmitTo::All)?);
-            }
-        }
-        let batch = RecordBatch::try_new(Arc::clone(schema), columns)?;
+        let keys = self.keys.emit()?;
+        let batch = self.emit(keys, EmitTo::All, schema)?;
         match live {
             Some(live) => Ok(filter_record_batch(&batch, &BooleanArray::new(live, None))?),
             None => Ok(batch),

@@ -628,10 +628,11 @@ fn session_order(held: &HeldRows, window: &SessionWindow, partition_options: Sor
     Ok(first.into_iter().chain(last).collect())
 }
 
-/// How many rows ahead the counting sort fetches a key's counter into cache (when it places
-/// rows: the place the counter points to, and the counter twice as far ahead): the counters of millions of keys do not fit in cache, and a
-/// row's counter is only known from its key. At 16 rows the sort still waited on memory most of
-/// its time; 64 and 128 measured the same, a fifth faster for the sessions query.
+/// How many rows ahead the counting sort fetches a key's counter into cache (when placing rows,
+/// the counter twice as far ahead and the place it points to this far): the counters of
+/// millions of keys do not fit in cache, and a row's counter is only known from its key. At 16
+/// rows the sort still waited on memory most of its time; 64 and 128 measured the same, a
+/// fifth faster for the sessions query.
 const PREFETCH_DISTANCE: usize = 64;
 
 /// A partition whose rows are only the partition key and the timestamp the sessions are
@@ -778,8 +779,8 @@ struct RunBatches<T: ArrowPrimitiveType> {
     schema: SchemaRef,
     batch_size: usize,
     next_row: usize,
-    /// The run `next_row` lies in, or one before it.
-    bucket: usize,
+    /// The run `next_row` lies in, or one before it (runs of keys not seen are empty).
+    run: usize,
     sessions: Vec<SessionRun>,
     _user: std::marker::PhantomData<T>,
 }
@@ -790,8 +791,8 @@ where
 {
     fn new(runs: UserRuns, window: SessionWindow, schema: SchemaRef, batch_size: usize) -> Self {
         let sessions = vec![SessionRun::default(); window.sessions.len()];
-        let (next_row, bucket, _user) = (0, 0, std::marker::PhantomData);
-        Self { runs, window, schema, batch_size, next_row, bucket, sessions, _user }
+        let (next_row, run, _user) = (0, 0, std::marker::PhantomData);
+        Self { runs, window, schema, batch_size, next_row, run, sessions, _user }
     }
 
     fn batch(&mut self, end: usize) -> Result<RecordBatch> {
@@ -801,12 +802,12 @@ where
         let mut numbers = vec![Vec::with_capacity(len); self.sessions.len()];
         let mut row = start;
         while row < end {
-            while runs.ends[self.bucket] as usize <= row {
-                self.bucket += 1;
+            while runs.ends[self.run] as usize <= row {
+                self.run += 1;
             }
-            let run_start = if self.bucket == 0 { 0 } else { runs.ends[self.bucket - 1] as usize };
-            let run_end = (runs.ends[self.bucket] as usize).min(end);
-            let user = T::Native::from_order_key(runs.key(self.bucket) ^ runs.mask);
+            let run_start = if self.run == 0 { 0 } else { runs.ends[self.run - 1] as usize };
+            let run_end = (runs.ends[self.run] as usize).min(end);
+            let user = T::Native::from_order_key(runs.key(self.run) ^ runs.mask);
             users.extend(std::iter::repeat_n(user, run_end - row));
             let ticks = &runs.ts[row..run_end];
             for ((session, run), out) in self.window.sessions.iter().zip(&mut self.sessions).zip(&mut numbers) {
@@ -822,9 +823,12 @@ where
             let data_type = self.schema.field(field).data_type().clone();
             Ok(make_array(ArrayData::builder(data_type).len(len).add_buffer(values).build()?))
         };
-        let mut columns = vec![column(self.window.partition, Buffer::from_vec(users))?];
-        let ts = runs.ts.slice(start, len).into_inner();
-        columns.insert(self.window.order.min(1), column(self.window.order, ts)?);
+        // The input's two columns in their order, then the session numbers.
+        let (users, ts) = (Buffer::from_vec(users), runs.ts.slice(start, len).into_inner());
+        let mut columns = match self.window.partition < self.window.order {
+            true => vec![column(self.window.partition, users)?, column(self.window.order, ts)?],
+            false => vec![column(self.window.order, ts)?, column(self.window.partition, users)?],
+        };
         columns.extend(numbers.into_iter().map(|n| Arc::new(Int64Array::from(n)) as ArrayRef));
         Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
     }
