@@ -208,8 +208,16 @@ async fn cxlake_results(path: &str, sql: &str, partitions: usize, skip_partial: 
 async fn window_funnel_and_retention_match_clickhouse() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.parquet");
-    write_parquet(&event_log(20251124), &path);
+    let log = event_log(20251124);
+    write_parquet(&log, &path);
     let path = path.to_str().unwrap();
+    // The same rows sorted by user, as event files often are: cxlake then gathers each user's
+    // events a block of users at a time (batches whose users ascend) instead of all at once.
+    let sorted_path = dir.path().join("events_by_user.parquet");
+    let by_user = cxlake::arrow::compute::sort_to_indices(log.column(0), None, None).unwrap();
+    let sorted = log.columns().iter().map(|c| cxlake::arrow::compute::take(c, &by_user, None).unwrap()).collect();
+    write_parquet(&RecordBatch::try_new(log.schema(), sorted).unwrap(), &sorted_path);
+    let sorted_path = sorted_path.to_str().unwrap();
     let columns = columns();
 
     // Complete rows (no NULL anywhere), to tell users with no counting row apart.
@@ -245,10 +253,15 @@ async fn window_funnel_and_retention_match_clickhouse() {
     let funnel_plan = format!("{:?}", render_rows(&explained.batches).unwrap());
     assert!(funnel_plan.contains("mode=SinglePartitioned") && !funnel_plan.contains("mode=Partial"), "{funnel_plan}");
     let mut differences = Vec::new();
-    for (partitions, skip_partial, chosen) in
-        [(1, false, &every_column), (4, false, &every_column), (3, true, &every_column), (4, false, &funnel_columns)]
-    {
-        let cxlake = cxlake_results(path, &select(chosen), partitions, skip_partial).await;
+    for (file, partitions, skip_partial, chosen) in [
+        (path, 1, false, &every_column),
+        (path, 4, false, &every_column),
+        (path, 3, true, &every_column),
+        (path, 4, false, &funnel_columns),
+        (sorted_path, 1, false, &every_column),
+        (sorted_path, 4, false, &funnel_columns),
+    ] {
+        let cxlake = cxlake_results(file, &select(chosen), partitions, skip_partial).await;
         assert_eq!(cxlake.keys().collect::<Vec<_>>(), clickhouse.keys().collect::<Vec<_>>(), "the same users");
         let mut compared = 0;
         for (user, theirs) in &clickhouse {
@@ -270,7 +283,7 @@ async fn window_funnel_and_retention_match_clickhouse() {
                 compared += 1;
                 if ours[j] != expected {
                     differences.push(format!(
-                        "user {user}, {} (partitions {partitions}): cxlake {} vs ClickHouse {} ({})",
+                        "user {user}, {} ({file}, partitions {partitions}): cxlake {} vs ClickHouse {} ({})",
                         column.cxlake, ours[j], expected, column.clickhouse
                     ));
                 }
