@@ -153,11 +153,17 @@ fn columns() -> Vec<Column> {
             clickhouse: format!("windowFunnel(600000{mode_params})(toUInt64(toUnixTimestamp64Milli(ts)), c1)"),
         });
     }
-    // ClickHouse takes 2 to 32 retention conditions (cxlake also accepts 1).
-    for n in [2, 3, CONDITIONS] {
+    // ClickHouse takes 2 to 32 retention conditions (cxlake also accepts 1). 7 conditions fill
+    // cxlake's one-byte retention state and 8 take the wide one; past c4 the conditions are the
+    // columns negated.
+    let retention_conditions = |n: usize| {
+        let columns = (1..=CONDITIONS).map(|k| format!("c{k}"));
+        columns.clone().chain(columns.map(|c| format!("NOT {c}"))).take(n).collect::<Vec<_>>().join(", ")
+    };
+    for n in [2, 3, CONDITIONS, 7, 8] {
         columns.push(Column {
-            cxlake: format!("retention({})", conditions(n)),
-            clickhouse: format!("retention({})", conditions(n)),
+            cxlake: format!("retention({})", retention_conditions(n)),
+            clickhouse: format!("retention({})", retention_conditions(n)),
         });
     }
     columns

@@ -993,7 +993,12 @@ impl AggregateUDFImpl for RetentionFunction {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(Single::new(RetentionStates::new(args.exprs.len()))))
+        let n = args.exprs.len();
+        Ok(if fits_in_byte(n) {
+            Box::new(Single::new(RetentionStates::<u8>::new(n)))
+        } else {
+            Box::new(Single::new(RetentionStates::<u64>::new(n)))
+        })
     }
 
     fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
@@ -1001,7 +1006,12 @@ impl AggregateUDFImpl for RetentionFunction {
     }
 
     fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(Grouped(RetentionStates::new(args.exprs.len()))))
+        let n = args.exprs.len();
+        Ok(if fits_in_byte(n) {
+            Box::new(Grouped(RetentionStates::<u8>::new(n)))
+        } else {
+            Box::new(Grouped(RetentionStates::<u64>::new(n)))
+        })
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -1013,31 +1023,74 @@ impl AggregateUDFImpl for RetentionFunction {
     }
 }
 
-/// Per group, the bitmask of the conditions that held on some counting row, with
-/// [`COUNTED`] set once a row counted (0 while none did): one `u64` that every row ORs into
+/// Per group, the bitmask of the conditions that held on some counting row, with the word's
+/// `COUNTED` bit set once a row counted (0 while none did): one word that every row ORs into
 /// without a branch.
+///
+/// The word is a byte when the conditions fit in 7 bits, as they almost always do: a grouping
+/// by user sweeps the states of millions of users once per file of a day, and at 8 bytes a
+/// user that sweep is bound by memory bandwidth, at one byte it stays in cache.
 #[derive(Debug)]
-struct RetentionStates {
+struct RetentionStates<W: RetentionWord> {
     conditions: usize,
-    groups: Vec<u64>,
+    groups: Vec<W>,
 }
 
-/// Set in a retention state once a row of the group counted (conditions take bits 0..32).
-const COUNTED: u64 = 1 << 32;
+/// A retention state word: condition bits from bit 0 and a `COUNTED` bit above them.
+trait RetentionWord: Copy + Default + Send + Sync + std::fmt::Debug + 'static {
+    /// Set once a row of the group counted.
+    const COUNTED: Self;
+    /// A row's condition bitmask (it fits below `COUNTED`) with `COUNTED` set.
+    fn counted(mask: u32) -> Self;
+    fn or(self, other: Self) -> Self;
+    /// The condition bitmask, when a row counted.
+    fn conditions(self) -> Option<u32>;
+}
 
-impl RetentionStates {
+impl RetentionWord for u8 {
+    const COUNTED: Self = 1 << 7;
+    fn counted(mask: u32) -> Self {
+        mask as u8 | Self::COUNTED
+    }
+    fn or(self, other: Self) -> Self {
+        self | other
+    }
+    fn conditions(self) -> Option<u32> {
+        (self & Self::COUNTED != 0).then_some((self & !Self::COUNTED) as u32)
+    }
+}
+
+impl RetentionWord for u64 {
+    const COUNTED: Self = 1 << 32;
+    fn counted(mask: u32) -> Self {
+        mask as u64 | Self::COUNTED
+    }
+    fn or(self, other: Self) -> Self {
+        self | other
+    }
+    fn conditions(self) -> Option<u32> {
+        (self & Self::COUNTED != 0).then_some(self as u32)
+    }
+}
+
+impl<W: RetentionWord> RetentionStates<W> {
     fn new(conditions: usize) -> Self {
         Self { conditions, groups: Vec::new() }
     }
 }
 
-impl GroupStates for RetentionStates {
+/// Whether `conditions` fit in a byte's state ([`RetentionStates`]).
+fn fits_in_byte(conditions: usize) -> bool {
+    conditions < 8
+}
+
+impl<W: RetentionWord> GroupStates for RetentionStates<W> {
     fn empty(&self) -> Result<Self> {
         Ok(Self::new(self.conditions))
     }
 
     fn resize(&mut self, groups: usize) {
-        self.groups.resize(groups, 0);
+        self.groups.resize(groups, W::default());
     }
 
     fn update(&mut self, values: &[ArrayRef], group_indices: &[usize], filter: Option<&BooleanArray>) -> Result<()> {
@@ -1048,12 +1101,13 @@ impl GroupStates for RetentionStates {
         match counting_rows(&inputs, filter) {
             None => {
                 for (&g, &mask) in group_indices.iter().zip(&masks) {
-                    self.groups[g] |= mask as u64 | COUNTED;
+                    self.groups[g] = self.groups[g].or(W::counted(mask));
                 }
             }
             Some(counting) => {
                 for row in counting.valid_indices() {
-                    self.groups[group_indices[row]] |= masks[row] as u64 | COUNTED;
+                    let g = group_indices[row];
+                    self.groups[g] = self.groups[g].or(W::counted(masks[row]));
                 }
             }
         }
@@ -1067,7 +1121,7 @@ impl GroupStates for RetentionStates {
         };
         for (row, &g) in group_indices.iter().enumerate() {
             if masks.is_valid(row) {
-                self.groups[g] |= masks.value(row) as u32 as u64 | COUNTED;
+                self.groups[g] = self.groups[g].or(W::counted(masks.value(row) as u32));
             }
         }
         Ok(())
@@ -1079,14 +1133,14 @@ impl GroupStates for RetentionStates {
         let mut offsets = Vec::with_capacity(groups + 1);
         offsets.push(0i32);
         for &state in &self.groups[..groups] {
-            if state & COUNTED != 0 {
+            if let Some(state) = state.conditions() {
                 let first = state & 1;
                 values.push(first as u8);
                 values.extend((1..n).map(|k| (first & (state >> k) & 1) as u8));
             }
             offsets.push(values.len() as i32);
         }
-        let counted = || self.groups[..groups].iter().map(|&s| s & COUNTED != 0);
+        let counted = || self.groups[..groups].iter().map(|&s| s.conditions().is_some());
         let nulls = counted().any(|c| !c).then(|| NullBuffer::from_iter(counted()));
         let field = Arc::new(Field::new_list_field(DataType::UInt8, true));
         Ok(Arc::new(ListArray::new(
@@ -1098,7 +1152,7 @@ impl GroupStates for RetentionStates {
     }
 
     fn state(&self, groups: usize) -> Result<Vec<ArrayRef>> {
-        let states = self.groups[..groups].iter().map(|&s| (s & COUNTED != 0).then_some((s as u32) as i64));
+        let states = self.groups[..groups].iter().map(|&s| s.conditions().map(|c| c as i64));
         Ok(vec![Arc::new(states.collect::<Int64Array>())])
     }
 
@@ -1111,7 +1165,7 @@ impl GroupStates for RetentionStates {
     }
 
     fn size(&self) -> usize {
-        self.groups.capacity() * std::mem::size_of::<u64>()
+        self.groups.capacity() * std::mem::size_of::<W>()
     }
 }
 
