@@ -1047,31 +1047,26 @@ trait RetentionWord: Copy + Default + Send + Sync + std::fmt::Debug + 'static {
     fn conditions(self) -> Option<u32>;
 }
 
-impl RetentionWord for u8 {
-    const COUNTED: Self = 1 << 7;
-    fn counted(mask: u32) -> Self {
-        mask as u8 | Self::COUNTED
-    }
-    fn or(self, other: Self) -> Self {
-        self | other
-    }
-    fn conditions(self) -> Option<u32> {
-        (self & Self::COUNTED != 0).then_some((self & !Self::COUNTED) as u32)
-    }
+/// A [`RetentionWord`] of an unsigned integer type with `COUNTED` at the given bit.
+macro_rules! retention_word {
+    ($word:ty, $counted_bit:expr) => {
+        impl RetentionWord for $word {
+            const COUNTED: Self = 1 << $counted_bit;
+            fn counted(mask: u32) -> Self {
+                mask as Self | Self::COUNTED
+            }
+            fn or(self, other: Self) -> Self {
+                self | other
+            }
+            fn conditions(self) -> Option<u32> {
+                (self & Self::COUNTED != 0).then_some((self & !Self::COUNTED) as u32)
+            }
+        }
+    };
 }
 
-impl RetentionWord for u64 {
-    const COUNTED: Self = 1 << 32;
-    fn counted(mask: u32) -> Self {
-        mask as u64 | Self::COUNTED
-    }
-    fn or(self, other: Self) -> Self {
-        self | other
-    }
-    fn conditions(self) -> Option<u32> {
-        (self & Self::COUNTED != 0).then_some(self as u32)
-    }
-}
+retention_word!(u8, 7);
+retention_word!(u64, 32);
 
 impl<W: RetentionWord> RetentionStates<W> {
     fn new(conditions: usize) -> Self {
