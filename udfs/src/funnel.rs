@@ -396,34 +396,9 @@ impl FunnelStates {
     fn gather(&self, groups: usize) -> Gathered {
         let mut order: Vec<&Chunk> = self.chunks.iter().filter(|c| (c.first_group as usize) < groups).collect();
         order.sort_unstable_by_key(|c| c.first_group);
-        // offsets[g + 2] counts group g's events; summed up, offsets[g + 1] is group g's first
-        // place, advanced past each event placed, ending as group g's end (group g + 1's start).
-        let mut offsets = vec![0u32; groups + 2];
-        for chunk in &order {
-            for &g in &chunk.groups {
-                if (g as usize) < groups {
-                    offsets[g as usize + 2] += 1;
-                }
-            }
-        }
-        for g in 2..groups + 2 {
-            offsets[g] += offsets[g - 1];
-        }
-        let total = offsets[groups + 1] as usize;
-        let mut ts = vec![0i64; total];
-        let mut masks = vec![0u32; total];
-        for chunk in order {
-            for ((&g, &t), &mask) in chunk.groups.iter().zip(&chunk.ts).zip(&chunk.masks) {
-                let g = g as usize;
-                if g < groups {
-                    let place = &mut offsets[g + 1];
-                    ts[*place as usize] = t;
-                    masks[*place as usize] = mask;
-                    *place += 1;
-                }
-            }
-        }
-        offsets.truncate(groups + 1);
+        let segments: Vec<_> = order.into_iter().map(|chunk| (chunk, 0..chunk.len())).collect();
+        let (mut offsets, mut ts, mut masks) = (Vec::new(), Vec::new(), Vec::new());
+        place_events(&segments, 0, groups, &mut offsets, &mut ts, &mut masks);
         Gathered { offsets, ts, masks }
     }
 }
@@ -450,47 +425,72 @@ fn visit_blocks(chunks: &[Chunk], groups: usize, mut visit: impl FnMut(usize, &[
         .collect();
     waiting.sort_unstable_by_key(|&(first, ..)| first);
     let mut waiting = waiting.into_iter().peekable();
-    // Runs begun and not used up: the chunk, the run's next entry, the end of the block's events
-    // in it, and the end of the run.
-    let mut active: Vec<(&Chunk, usize, usize, usize)> = Vec::new();
-    let mut offsets: Vec<u32> = Vec::new();
-    let (mut ts, mut masks) = (Vec::new(), Vec::new());
+    // Runs begun and not used up: the chunk, the run's next entry and its end.
+    let mut active: Vec<(&Chunk, usize, usize)> = Vec::new();
+    let mut segments = Vec::new();
+    let (mut offsets, mut ts, mut masks) = (Vec::new(), Vec::new(), Vec::new());
     for lo in (0..groups).step_by(GATHER_BLOCK) {
         let hi = (lo + GATHER_BLOCK).min(groups);
         while let Some((_, chunk, start, end)) = waiting.next_if(|&(first, ..)| (first as usize) < hi) {
-            active.push((chunk, start, start, end));
+            active.push((chunk, start, end));
         }
-        // offsets[g - lo + 2] counts group g's events; summed up, offsets[g - lo + 1] is its
-        // first place, advanced past each event placed, ending as its end.
-        offsets.clear();
-        offsets.resize(hi - lo + 2, 0);
-        for (chunk, next, end, run_end) in &mut active {
-            *end = *next + chunk.groups[*next..*run_end].partition_point(|&g| (g as usize) < hi);
-            for &g in &chunk.groups[*next..*end] {
-                offsets[g as usize - lo + 2] += 1;
-            }
+        // A run's events of the block are its next ones, up to its first group at or past `hi`.
+        segments.clear();
+        for (chunk, next, run_end) in &mut active {
+            let end = *next + chunk.groups[*next..*run_end].partition_point(|&g| (g as usize) < hi);
+            segments.push((*chunk, *next..end));
+            *next = end;
         }
-        for i in 2..offsets.len() {
-            offsets[i] += offsets[i - 1];
-        }
-        let total = offsets[hi - lo + 1] as usize;
-        ts.resize(total, 0i64);
-        masks.resize(total, 0u32);
-        for (chunk, next, end, _) in &mut active {
-            for i in *next..*end {
-                let place = &mut offsets[chunk.groups[i] as usize - lo + 1];
-                ts[*place as usize] = chunk.ts[i];
-                masks[*place as usize] = chunk.masks[i];
-                *place += 1;
-            }
-            *next = *end;
-        }
-        active.retain(|(_, next, _, run_end)| next < run_end);
+        place_events(&segments, lo, hi, &mut offsets, &mut ts, &mut masks);
+        active.retain(|(_, next, run_end)| next < run_end);
         for g in lo..hi {
             let range = offsets[g - lo] as usize..offsets[g - lo + 1] as usize;
             visit(g, &ts[range.clone()], &masks[range]);
         }
     }
+}
+
+/// A counting sort by group of the events of `segments` (ranges of chunks' entries, none of a
+/// group below `lo`) whose group is below `hi`, into `ts` and `masks`: group `g`'s events end
+/// up at `offsets[g - lo]..offsets[g - lo + 1]`. The segments are read in the order given
+/// ([`FunnelStates::gather`] says why that order matters); the buffers are reused.
+fn place_events(
+    segments: &[(&Chunk, std::ops::Range<usize>)],
+    lo: usize,
+    hi: usize,
+    offsets: &mut Vec<u32>,
+    ts: &mut Vec<i64>,
+    masks: &mut Vec<u32>,
+) {
+    // offsets[g - lo + 2] counts group g's events; summed up, offsets[g - lo + 1] is its first
+    // place, advanced past each event placed, ending as its end (the next group's start).
+    offsets.clear();
+    offsets.resize(hi - lo + 2, 0);
+    for (chunk, range) in segments {
+        for &g in &chunk.groups[range.clone()] {
+            if (g as usize) < hi {
+                offsets[g as usize - lo + 2] += 1;
+            }
+        }
+    }
+    for i in 2..offsets.len() {
+        offsets[i] += offsets[i - 1];
+    }
+    let total = offsets[hi - lo + 1] as usize;
+    ts.resize(total, 0);
+    masks.resize(total, 0);
+    for (chunk, range) in segments {
+        for i in range.clone() {
+            let g = chunk.groups[i] as usize;
+            if g < hi {
+                let place = &mut offsets[g - lo + 1];
+                ts[*place as usize] = chunk.ts[i];
+                masks[*place as usize] = chunk.masks[i];
+                *place += 1;
+            }
+        }
+    }
+    offsets.truncate(hi - lo + 1);
 }
 
 impl GroupStates for FunnelStates {
