@@ -19,7 +19,7 @@ use std::sync::{Arc, LazyLock};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int32Array, Int64Array, ListArray, UInt8Array,
 };
-use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
+use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer, OffsetBuffer};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{internal_err, plan_err, Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -1072,6 +1072,13 @@ impl<W: RetentionWord> RetentionStates<W> {
     fn new(conditions: usize) -> Self {
         Self { conditions, groups: Vec::new() }
     }
+
+    /// Which of the first `groups` groups had a row counted; `None` when all did.
+    fn counted(&self, groups: usize) -> Option<NullBuffer> {
+        let states = &self.groups[..groups];
+        Some(NullBuffer::new(BooleanBuffer::collect_bool(groups, |g| states[g].conditions().is_some())))
+            .filter(|n| n.null_count() > 0)
+    }
 }
 
 /// Whether `conditions` fit in a byte's state ([`RetentionStates`]).
@@ -1135,8 +1142,7 @@ impl<W: RetentionWord> GroupStates for RetentionStates<W> {
             }
             offsets.push(values.len() as i32);
         }
-        let counted = || self.groups[..groups].iter().map(|&s| s.conditions().is_some());
-        let nulls = counted().any(|c| !c).then(|| NullBuffer::from_iter(counted()));
+        let nulls = self.counted(groups);
         let field = Arc::new(Field::new_list_field(DataType::UInt8, true));
         Ok(Arc::new(ListArray::new(
             field,
@@ -1147,8 +1153,8 @@ impl<W: RetentionWord> GroupStates for RetentionStates<W> {
     }
 
     fn state(&self, groups: usize) -> Result<Vec<ArrayRef>> {
-        let states = self.groups[..groups].iter().map(|&s| s.conditions().map(|c| c as i64));
-        Ok(vec![Arc::new(states.collect::<Int64Array>())])
+        let masks = self.groups[..groups].iter().map(|&s| s.conditions().unwrap_or(0) as i64).collect::<Vec<_>>();
+        Ok(vec![Arc::new(Int64Array::new(masks.into(), self.counted(groups)))])
     }
 
     fn drop_first(&mut self, groups: usize) {

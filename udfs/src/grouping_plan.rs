@@ -53,7 +53,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, ScalarBuffer};
 use datafusion::arrow::compute::kernels::cmp::distinct;
-use datafusion::arrow::compute::{cast, concat, filter_record_batch, max, min, partition, take};
+use datafusion::arrow::compute::{cast, concat, max, min, partition, take};
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Date64Type, Int16Type, Int32Type, Int64Type, Int8Type, SchemaRef, TimeUnit,
     TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type,
@@ -78,6 +78,7 @@ use datafusion::physical_plan::{
 };
 use foldhash::fast::FixedState;
 
+use crate::common::filter::filter_batch;
 use crate::common::{prefetch, rewrite_bottom_up, CxlakeOptions};
 use crate::sessions_plan::SessionNumberExec;
 use futures::{StreamExt, TryStreamExt};
@@ -423,7 +424,7 @@ impl GroupTable {
         let keys = self.keys.emit()?;
         let batch = self.emit(keys, EmitTo::All, schema)?;
         match live {
-            Some(live) => Ok(filter_record_batch(&batch, &BooleanArray::new(live, None))?),
+            Some(live) => filter_batch(&batch, &live),
             None => Ok(batch),
         }
     }
@@ -918,9 +919,30 @@ impl OrderedGroups {
 
     #[inline(always)]
     fn reach(&mut self, group: usize) {
-        let (word, bit) = (&mut self.live[group >> 6], 1u64 << (group & 63));
-        self.live_count += (*word & bit == 0) as usize;
-        *word |= bit;
+        self.reach_word(group >> 6, 1 << (group & 63));
+    }
+
+    /// Marks `groups` reached. The bits of one word are gathered in a register first: rows
+    /// sorted by the key hit the same word for hundreds of rows in a row, and setting each bit
+    /// in memory would make every row wait for the store of the row before it.
+    fn reach_all(&mut self, groups: &[usize]) {
+        let Some(&first) = groups.first() else { return };
+        let (mut word, mut bits) = (first >> 6, 0u64);
+        for &group in groups {
+            if group >> 6 != word {
+                self.reach_word(word, bits);
+                (word, bits) = (group >> 6, 0);
+            }
+            bits |= 1 << (group & 63);
+        }
+        self.reach_word(word, bits);
+    }
+
+    #[inline(always)]
+    fn reach_word(&mut self, word: usize, bits: u64) {
+        let old = self.live[word];
+        self.live_count += (bits & !old).count_ones() as usize;
+        self.live[word] = old | bits;
     }
 
     /// Whether `group` was reached (groups made after leaving the numbering by key always are).
@@ -1150,11 +1172,8 @@ where
         match table {
             IntegerTable::Ordered { base } => {
                 let (base, ordered) = (*base, ordered.as_mut().expect("ordered groups"));
-                indices.extend(array.values().iter().map(|&value| {
-                    let group = (value.key() - base) as usize;
-                    ordered.reach(group);
-                    group
-                }));
+                indices.extend(array.values().iter().map(|&value| (value.key() - base) as usize));
+                ordered.reach_all(indices);
                 counts.ordered.add(array.len());
             }
             IntegerTable::Direct { base, slots } => {

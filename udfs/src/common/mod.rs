@@ -6,6 +6,7 @@
 
 pub mod args;
 pub mod collect;
+pub mod filter;
 pub mod fold;
 pub mod groups;
 pub mod kernel;
