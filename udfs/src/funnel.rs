@@ -1234,7 +1234,7 @@ static TIMES_DOC: LazyLock<Documentation> = LazyLock::new(|| {
 static RETENTION_DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         SECTION,
-        "Retention flags, as ClickHouse's retention computes them: a LIST<UINT8> of N 0/1 values. Element 1 is whether cond1 held on some row, element k whether cond1 and condk each held on some row (not necessarily the same one). Group by user for per-user flags, then average them for cohort retention rates. A row with a NULL condition does not count (ClickHouse skips such rows too); a group with no counting rows gives NULL (ClickHouse gives a list of zeros). One condition is accepted (ClickHouse needs two).",
+        "Retention flags, as ClickHouse's retention computes them: a LIST<UINT8> of N 0/1 values. Element 1 is whether cond1 held on some row, element k whether cond1 and condk each held on some row (not necessarily the same one). Group by user for per-user flags, then average them for cohort retention rates. A row with a NULL condition does not count (ClickHouse skips such rows too); a group with no counting rows gives NULL (ClickHouse gives a list of zeros). One condition is accepted (ClickHouse needs two). Read the flags back by index, `r[1]`, `r[2]`, ...; cxlake evaluates list indexing as one gather over all rows, not a copy per row.",
         "retention(cond1, ..., condN)",
     )
     .with_argument("cond1", "The cohort condition (for example, active on the first day): a BOOLEAN.")
@@ -1242,7 +1242,11 @@ static RETENTION_DOC: LazyLock<Documentation> = LazyLock::new(|| {
     .with_sql_example(
         "SELECT user_id, retention(day = DATE '2025-06-01', day = DATE '2025-06-02', day = DATE '2025-06-08') AS r\n\
          FROM clickstream GROUP BY user_id;\n\
-         -- active on June 1 and 8, not June 2: [1, 0, 1]",
+         -- active on June 1 and 8, not June 2: [1, 0, 1]\n\
+         SELECT sum(r[1]) AS cohort, sum(r[2]) AS day_1, sum(r[3]) AS day_7\n\
+         FROM (SELECT user_id, retention(day = DATE '2025-06-01', day = DATE '2025-06-02', day = DATE '2025-06-08') AS r\n\
+         FROM clickstream GROUP BY user_id);\n\
+         -- users in the cohort, and of them those active on June 2 and on June 8",
     )
     .with_related_udf("window_funnel")
     .build()

@@ -27,6 +27,7 @@ pub mod customer_base;
 pub mod functions;
 pub mod funnel;
 pub mod grouping_plan;
+pub mod list_element;
 pub mod rates;
 pub mod service;
 pub mod sessions_plan;
@@ -44,6 +45,7 @@ use datafusion::prelude::SessionContext;
 
 use crate::common::single_phase::SinglePhaseCollecting;
 use crate::grouping_plan::KeyedGrouping;
+use crate::list_element::ListElementRewrite;
 use crate::sessions_plan::OnePassSessions;
 
 pub use common::{CxlakeOptions, InvalidInput};
@@ -86,7 +88,8 @@ fn invalid_input_rule() -> common::InvalidInputRule {
     rule
 }
 
-/// Registers every cxlake function, the `cxlake.*` settings and the rule that applies them.
+/// Registers every cxlake function, the `cxlake.*` settings and the rule that applies them, and
+/// puts cxlake's vectorized `array_element` ([`list_element`]) in place of DataFusion's.
 ///
 /// Returns the names of functions that replaced an existing registration. Calling it again on
 /// the same session re-registers the functions and leaves settings already made in place.
@@ -114,6 +117,9 @@ pub fn register_all(ctx: &SessionContext) -> Result<Vec<String>> {
     let options = state.config_mut().options_mut();
     if options.extensions.get::<CxlakeOptions>().is_none() {
         options.extensions.insert(CxlakeOptions::default());
+    }
+    if !state.analyzer().function_rewrites().iter().any(|r| r.name() == ListElementRewrite::NAME) {
+        state.register_function_rewrite(Arc::new(ListElementRewrite))?;
     }
     let rule = invalid_input_rule();
     let has_rule = state.analyzer().rules.iter().any(|r| r.name() == datafusion::optimizer::AnalyzerRule::name(&rule));
