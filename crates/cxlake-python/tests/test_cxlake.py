@@ -4,6 +4,7 @@ the Arrow PyCapsule stream, streaming memory, errors and Ctrl-C cancellation."""
 import _thread
 import datetime as dt
 import os
+import signal
 import threading
 import time
 
@@ -266,6 +267,10 @@ def test_large_result_streams_batch_by_batch():
 
 def test_keyboard_interrupt_cancels_a_query():
     lake = cxlake.Lake(tables={})
+    # A Python started with SIGINT ignored (a background job of a non-interactive shell, nohup)
+    # installs no handler for it, and interrupt_main() then does nothing: Python's own handler,
+    # as an interactive session has it.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.5, _thread.interrupt_main)
     start = time.monotonic()
     timer.start()
@@ -274,6 +279,7 @@ def test_keyboard_interrupt_cancels_a_query():
             lake.sql("SELECT sum(value) FROM range(1, 100000000000)").to_arrow()
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - start < 5
     # The lake still works afterwards.
     assert lake.sql("SELECT 1 + 1 AS two").to_arrow().to_pylist() == [{"two": 2}]
