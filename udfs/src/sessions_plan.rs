@@ -13,9 +13,10 @@
 //!   orders them at once: a counting sort on the user key when its values are dense (user ids
 //!   usually are), then a sort of each user's few (ts, row) pairs; a comparison sort of packed
 //!   keys otherwise. When the rows are only the user and the timestamp (a query that counts
-//!   sessions), without NULLs, only each user's timestamps are ordered and the output columns are
-//!   rebuilt from them ([`UserRuns`]) rather than gathered row by row (`rebuilt_rows` in
-//!   `EXPLAIN ANALYZE`);
+//!   sessions), without NULLs, the batches are not held: each row's timestamp is filed under its
+//!   block of users as it arrives ([`FiledRuns`]), each block's users' timestamps are ordered in
+//!   cache, and the output columns are rebuilt from them ([`UserRuns`]) rather than gathered row
+//!   by row (`rebuilt_rows` in `EXPLAIN ANALYZE`);
 //! - under a memory limit, lets DataFusion's `SortExec` order the rows (it spills to disk) and
 //!   numbers its output.
 //!
@@ -54,8 +55,8 @@ use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowUDFExpr};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties};
 use futures::{StreamExt, TryStreamExt};
 
+use crate::common::rewrite_bottom_up;
 use crate::common::time::{raw_ticks, type_ticks_per_second};
-use crate::common::{prefetch, rewrite_bottom_up};
 use crate::web::{session_gap_ticks, SessionIdFunction, SessionRun};
 
 /// Replaces `BoundedWindowAggExec[session_id ...] ← SortExec(user, ts)` (or the window alone
@@ -390,22 +391,19 @@ impl ExecutionPlan for SessionNumberExec {
             Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&input_schema), sorted))
         } else {
             let (rows, rebuilt) = (counter("in_memory_sorted_rows"), counter("rebuilt_rows"));
-            let input = self.input.execute(partition, Arc::clone(&context))?;
-            let reservation =
+            let mut input = self.input.execute(partition, Arc::clone(&context))?;
+            let mut reservation =
                 MemoryConsumer::new(format!("SessionNumberExec[{partition}]")).register(context.memory_pool());
             let batch_size = context.session_config().batch_size();
             let (window, options, schema) = (self.window.clone(), self.partition_options, Arc::clone(&self.schema));
+            let mut collected = Collected::new(&window, input_schema, options);
             let numbered = futures::stream::once(async move {
-                let batches: Vec<RecordBatch> = input
-                    .and_then(|batch| {
-                        let grown = reservation.try_grow(batch.get_array_memory_size());
-                        futures::future::ready(grown.map(|_| batch))
-                    })
-                    .try_collect()
-                    .await?;
-                let held = HeldRows::new(batches)?;
-                rows.add(held.batches.iter().map(RecordBatch::num_rows).sum());
-                let out = in_memory_sessions(held, window, options, schema, batch_size, reservation, rebuilt)?;
+                while let Some(batch) = input.next().await {
+                    let batch = batch?;
+                    rows.add(batch.num_rows());
+                    collected.push(batch, &mut reservation)?;
+                }
+                let out = in_memory_sessions(collected, window, options, schema, batch_size, reservation, rebuilt)?;
                 Ok::<_, DataFusionError>(futures::stream::iter(out))
             })
             .try_flatten();
@@ -628,19 +626,217 @@ fn session_order(held: &HeldRows, window: &SessionWindow, partition_options: Sor
     Ok(first.into_iter().chain(last).collect())
 }
 
-/// How many rows ahead the counting sort fetches a key's counter into cache (when placing rows,
-/// the counter twice as far ahead and the place it points to this far): the counters of
-/// millions of keys do not fit in cache, and a row's counter is only known from its key. At 16
-/// rows the sort still waited on memory most of its time; 64 and 128 measured the same, a
-/// fifth faster for the sessions query.
-const PREFETCH_DISTANCE: usize = 64;
+/// A block of users spans this many consecutive order keys (the low bits of a key): a block's
+/// rows are ordered in buffers that stay in cache (about 16 K users of a partition, 5 events
+/// each, are under 1 MiB).
+const BLOCK_BITS: u32 = 15;
+
+/// A block with fewer rows than this sorts (key, ts) pairs instead of counting into a bucket
+/// per key of the block.
+const SMALL_BLOCK: usize = (1 << BLOCK_BITS) / 8;
+
+/// Rows a block files in one piece of memory: a block grows a chunk at a time, not by doubling
+/// (which would leave up to half of each block's memory unused and copy it as it grows).
+const CHUNK_ROWS: usize = 4096;
+
+/// The rows of one block of users as they arrived, in chunks of [`CHUNK_ROWS`] rows: each row's
+/// key below [`BLOCK_BITS`] and its timestamp.
+#[derive(Default)]
+struct Block {
+    chunks: Vec<(Vec<u16>, Vec<i64>)>,
+    rows: usize,
+}
+
+impl Block {
+    fn extend(&mut self, mut low: impl Iterator<Item = u16>, mut ts: &[i64]) {
+        self.rows += ts.len();
+        while !ts.is_empty() {
+            if self.chunks.last().is_none_or(|(_, t)| t.len() == CHUNK_ROWS) {
+                self.chunks.push((Vec::with_capacity(CHUNK_ROWS), Vec::with_capacity(CHUNK_ROWS)));
+            }
+            let (chunk_low, chunk_ts) = self.chunks.last_mut().expect("a chunk");
+            let (now, rest) = ts.split_at((CHUNK_ROWS - chunk_ts.len()).min(ts.len()));
+            chunk_low.extend(low.by_ref().take(now.len()));
+            chunk_ts.extend_from_slice(now);
+            ts = rest;
+        }
+    }
+
+    /// Each row's key below [`BLOCK_BITS`] and its timestamp, in the order filed.
+    fn rows(&self) -> impl Iterator<Item = (u16, i64)> + '_ {
+        self.chunks.iter().flat_map(|(low, ts)| low.iter().copied().zip(ts.iter().copied()))
+    }
+}
+
+/// A partition's (user, ts) rows filed as they arrive, so that the batches they came in need
+/// not be held: by block of users while the keys span few enough blocks, else as (key, ts)
+/// pairs.
+enum Filed {
+    /// `blocks[i]` holds the keys from `(first_block + i) << BLOCK_BITS` on.
+    Blocks {
+        first_block: u64,
+        blocks: Vec<Block>,
+    },
+    Pairs(Vec<(u64, i64)>),
+}
+
+/// Keys spread over more blocks than this (for `rows` rows filed) are filed as pairs: an empty
+/// block costs 32 bytes.
+fn most_blocks(rows: usize) -> u64 {
+    4096 + rows as u64 / 8
+}
 
 /// A partition whose rows are only the partition key and the timestamp the sessions are
-/// numbered by, with no NULLs: each user's timestamps, sorted, one run after another in key
-/// order. The output columns are rebuilt from these runs (the user from the run's key, the
-/// timestamps as they lie) instead of gathered row by row from the held batches. Dense keys are
-/// ordered by a counting sort whose scatter writes 8 bytes a row; other keys by sorting (key, ts)
-/// pairs.
+/// numbered by, with no NULLs, filed as it arrives ([`Filed`]); the output is rebuilt from each
+/// user's sorted timestamps ([`UserRuns`]) a block at a time.
+///
+/// Holding the input batches and ordering all of a partition's rows at once wrote every
+/// timestamp to a buffer as large as the partition and kept both: fresh memory the kernel
+/// zeroes page by page (on these machines slower than the ordering itself whenever it was
+/// returned between queries). Filed rows take 10 bytes each; a block is ordered in cache and
+/// its memory goes to the output batches once it is out.
+struct FiledRuns<T> {
+    partition: usize,
+    order: usize,
+    /// Flips the order keys of a descending partition, so that ascending keys are the output
+    /// order.
+    mask: u64,
+    filed: Filed,
+    rows: usize,
+    _user: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: ArrowPrimitiveType> FiledRuns<T>
+where
+    T::Native: OrderKey,
+{
+    fn new(window: &SessionWindow, descending: bool) -> Self {
+        let mask = if descending { u64::MAX } else { 0 };
+        let filed = Filed::Blocks { first_block: 0, blocks: Vec::new() };
+        let (partition, order, rows, _user) = (window.partition, window.order, 0, std::marker::PhantomData);
+        Self { partition, order, mask, filed, rows, _user }
+    }
+
+    /// Files `batch`'s rows; `false` (nothing filed) when it has a NULL user or timestamp, or
+    /// the partition would pass `u32::MAX` rows.
+    fn file(&mut self, batch: &RecordBatch) -> Result<bool> {
+        let (users, ts) = (batch.column(self.partition), batch.column(self.order));
+        if users.logical_null_count() > 0
+            || ts.logical_null_count() > 0
+            || self.rows + batch.num_rows() > u32::MAX as usize
+        {
+            return Ok(false);
+        }
+        let users = users.as_primitive::<T>().values();
+        let (ticks, _) = raw_ticks(ts, "session_id")?;
+        let (ticks, mask) = (ticks.values(), self.mask);
+        self.rows += batch.num_rows();
+        let Filed::Blocks { first_block, blocks } = &mut self.filed else {
+            let Filed::Pairs(pairs) = &mut self.filed else { unreachable!() };
+            pairs.extend(users.iter().zip(ticks).map(|(v, &t)| (v.order_key() ^ mask, t)));
+            return Ok(true);
+        };
+        let mut row = 0;
+        while row < users.len() {
+            // Rows of a batch from a file sorted by user come in long runs of one block.
+            let block = (users[row].order_key() ^ mask) >> BLOCK_BITS;
+            let run = users[row..].iter().position(|v| (v.order_key() ^ mask) >> BLOCK_BITS != block);
+            let end = run.map_or(users.len(), |n| row + n);
+            if blocks.is_empty() {
+                *first_block = block;
+            }
+            let last = *first_block + blocks.len() as u64;
+            let span = last.max(block + 1) - (*first_block).min(block);
+            if span > most_blocks(self.rows) {
+                self.file_as_pairs();
+                let Filed::Pairs(pairs) = &mut self.filed else { unreachable!() };
+                pairs.extend(users[row..].iter().zip(&ticks[row..]).map(|(v, &t)| (v.order_key() ^ mask, t)));
+                return Ok(true);
+            }
+            if block < *first_block {
+                // Room below too, so that keys arriving in descending order do not move every
+                // block each time.
+                let room = (blocks.len() as u64).min(most_blocks(self.rows) - span).min(block);
+                let before = (*first_block - block + room) as usize;
+                blocks.splice(0..0, std::iter::repeat_with(Block::default).take(before));
+                *first_block = block - room;
+            } else if block >= last {
+                blocks.resize_with((block - *first_block) as usize + 1, Block::default);
+            }
+            let low_bits = (1u64 << BLOCK_BITS) - 1;
+            let low = users[row..end].iter().map(|v| ((v.order_key() ^ mask) & low_bits) as u16);
+            blocks[(block - *first_block) as usize].extend(low, &ticks[row..end]);
+            row = end;
+        }
+        Ok(true)
+    }
+
+    /// Turns the blocks filed so far into (key, ts) pairs.
+    fn file_as_pairs(&mut self) {
+        let Filed::Blocks { first_block, blocks } = &mut self.filed else { return };
+        let mut pairs = Vec::with_capacity(self.rows);
+        for (i, block) in blocks.iter().enumerate() {
+            let high = (*first_block + i as u64) << BLOCK_BITS;
+            pairs.extend(block.rows().map(|(low, t)| (high | low as u64, t)));
+        }
+        self.filed = Filed::Pairs(pairs);
+    }
+
+    fn memory_size(&self) -> usize {
+        match &self.filed {
+            Filed::Blocks { blocks, .. } => blocks.iter().map(|b| b.chunks.len() * CHUNK_ROWS * 10).sum(),
+            Filed::Pairs(pairs) => pairs.capacity() * 16,
+        }
+    }
+
+    /// The rows filed, as batches of `schema` (the input's two columns), for the way that
+    /// gathers held rows.
+    fn into_batches(mut self, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
+        self.file_as_pairs();
+        let Filed::Pairs(pairs) = self.filed else { unreachable!() };
+        let mask = self.mask;
+        let mut batches = Vec::new();
+        for chunk in pairs.chunks(1 << 16) {
+            let users: Vec<T::Native> = chunk.iter().map(|&(key, _)| T::Native::from_order_key(key ^ mask)).collect();
+            let ts: Vec<i64> = chunk.iter().map(|&(_, t)| t).collect();
+            let column = |field: usize, values: Buffer| -> Result<ArrayRef> {
+                let data_type = schema.field(field).data_type().clone();
+                Ok(make_array(ArrayData::builder(data_type).len(chunk.len()).add_buffer(values).build()?))
+            };
+            let (users, ts) =
+                (column(self.partition, Buffer::from_vec(users))?, column(self.order, Buffer::from_vec(ts))?);
+            let columns = if self.partition < self.order { vec![users, ts] } else { vec![ts, users] };
+            batches.push(RecordBatch::try_new(Arc::clone(schema), columns)?);
+        }
+        Ok(batches)
+    }
+
+    /// The numbered output, a block of users at a time; each block's memory is given back as it
+    /// is ordered.
+    fn into_output(
+        self,
+        window: SessionWindow,
+        schema: SchemaRef,
+        batch_size: usize,
+    ) -> Box<dyn Iterator<Item = Result<RecordBatch>> + Send> {
+        let mask = self.mask;
+        let runs: Box<dyn Iterator<Item = UserRuns> + Send> = match self.filed {
+            Filed::Blocks { first_block, blocks } => Box::new(
+                blocks
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(_, block)| block.rows > 0)
+                    .map(move |(i, block)| UserRuns::of_block(block, (first_block + i as u64) << BLOCK_BITS, mask)),
+            ),
+            Filed::Pairs(pairs) => Box::new(std::iter::once(UserRuns::of_pairs(pairs, mask))),
+        };
+        Box::new(runs.flat_map(move |runs| RunBatches::<T>::new(runs, window.clone(), Arc::clone(&schema), batch_size)))
+    }
+}
+
+/// Users' timestamps, sorted, one run after another in key order. The output columns are
+/// rebuilt from these runs (the user from the run's key, the timestamps as they lie) instead of
+/// gathered row by row.
 struct UserRuns {
     /// Where each run ends in `ts` (a run starts where the previous one ends).
     ends: Vec<u32>,
@@ -653,77 +849,32 @@ struct UserRuns {
 }
 
 impl UserRuns {
-    /// The runs of `held`, or `None` when its rows are not of that shape (see the type).
-    fn of<T>(held: &HeldRows, window: &SessionWindow, descending: bool) -> Result<Option<Self>>
-    where
-        T: ArrowPrimitiveType,
-        T::Native: OrderKey,
-    {
-        let mask = if descending { u64::MAX } else { 0 };
-        let (mut lo, mut hi, mut rows) = (u64::MAX, 0u64, 0usize);
-        // Each batch's smallest key, to visit the batches in that order below.
-        let mut by_first_key = Vec::with_capacity(held.batches.len());
-        for (b, batch) in held.batches.iter().enumerate() {
-            let (users, ts) = (batch.column(window.partition), batch.column(window.order));
-            if users.logical_null_count() > 0 || ts.logical_null_count() > 0 {
-                return Ok(None);
-            }
-            let (mut batch_lo, mut batch_hi) = (u64::MAX, 0u64);
-            for v in users.as_primitive::<T>().values() {
-                let key = v.order_key() ^ mask;
-                (batch_lo, batch_hi) = (batch_lo.min(key), batch_hi.max(key));
-            }
-            (lo, hi) = (lo.min(batch_lo), hi.max(batch_hi));
-            by_first_key.push((batch_lo, b));
-            rows += batch.num_rows();
+    /// The runs of a block whose keys start at `lo`: a counting sort by key, in cache.
+    fn of_block(block: Block, lo: u64, mask: u64) -> Self {
+        if block.rows < SMALL_BLOCK {
+            return Self::of_pairs(block.rows().map(|(low, t)| (lo | low as u64, t)).collect(), mask);
         }
-        if rows == 0 || rows > u32::MAX as usize {
-            return Ok(None);
-        }
-        if hi - lo > 2 * rows as u64 + 4096 {
-            return Self::of_sparse::<T>(held, window, mask, rows).map(Some);
-        }
-        let buckets = (hi - lo) as usize + 1;
-        let bucket = |v: &T::Native| ((v.order_key() ^ mask) - lo) as usize;
-        // Batches of a file sorted by user each cover a narrow range of keys. Visited by their
-        // smallest key, the batches of all the files sweep the keys once, so the counters and
-        // places they touch stay in cache from one batch to the next (in arrival order every
-        // batch starts over somewhere else). Batches in no order lose nothing by it.
-        by_first_key.sort_unstable();
-        let batches = || by_first_key.iter().map(|&(_, b)| &held.batches[b]);
-        // A counting sort: `cursor[b]` starts where key b's run starts and, once every row is
-        // placed, is where it ends.
-        let mut cursor = vec![0u32; buckets + 1];
-        for batch in batches() {
-            let users = batch.column(window.partition).as_primitive::<T>().values();
-            for (i, v) in users.iter().enumerate() {
-                if let Some(ahead) = users.get(i + PREFETCH_DISTANCE) {
-                    prefetch(&cursor, bucket(ahead) + 1);
-                }
-                cursor[bucket(v) + 1] += 1;
+        // `cursor[k]` starts where key k's run starts and, once every row is placed, is where
+        // it ends.
+        let mut cursor = vec![0u32; (1 << BLOCK_BITS) + 1];
+        for (low, _) in &block.chunks {
+            for &k in low {
+                cursor[k as usize + 1] += 1;
             }
         }
-        for b in 1..=buckets {
-            cursor[b] += cursor[b - 1];
+        for k in 1..cursor.len() {
+            cursor[k] += cursor[k - 1];
         }
-        let mut ts = vec![0i64; rows];
-        for batch in batches() {
-            let users = batch.column(window.partition).as_primitive::<T>().values();
-            let (ticks, _) = raw_ticks(batch.column(window.order), "session_id")?;
-            for (i, (v, &t)) in users.iter().zip(ticks.values()).enumerate() {
-                // The cursor twice the distance ahead, then the place it points to.
-                if let Some(ahead) = users.get(i + 2 * PREFETCH_DISTANCE) {
-                    prefetch(&cursor, bucket(ahead));
-                }
-                if let Some(ahead) = users.get(i + PREFETCH_DISTANCE) {
-                    prefetch(&ts, cursor[bucket(ahead)] as usize);
-                }
-                let slot = &mut cursor[bucket(v)];
+        let mut ts = vec![0i64; block.rows];
+        for (low, arrived) in &block.chunks {
+            for (&k, &t) in low.iter().zip(arrived) {
+                let slot = &mut cursor[k as usize];
                 ts[*slot as usize] = t;
                 *slot += 1;
             }
         }
-        cursor.truncate(buckets);
+        drop(block);
+        cursor.truncate(1 << BLOCK_BITS);
         let mut start = 0;
         for &end in &cursor {
             let run = &mut ts[start..end as usize];
@@ -732,21 +883,11 @@ impl UserRuns {
             }
             start = end as usize;
         }
-        Ok(Some(Self { ends: cursor, keys: None, lo, mask, ts: ts.into() }))
+        Self { ends: cursor, keys: None, lo, mask, ts: ts.into() }
     }
 
-    /// The runs of keys too far apart for a bucket each: (key, ts) pairs sorted.
-    fn of_sparse<T>(held: &HeldRows, window: &SessionWindow, mask: u64, rows: usize) -> Result<Self>
-    where
-        T: ArrowPrimitiveType,
-        T::Native: OrderKey,
-    {
-        let mut pairs = Vec::with_capacity(rows);
-        for batch in &held.batches {
-            let users = batch.column(window.partition).as_primitive::<T>().values();
-            let (ticks, _) = raw_ticks(batch.column(window.order), "session_id")?;
-            pairs.extend(users.iter().zip(ticks.values()).map(|(v, &t)| (v.order_key() ^ mask, t)));
-        }
+    /// The runs of (key, ts) pairs of any keys: the pairs sorted.
+    fn of_pairs(mut pairs: Vec<(u64, i64)>, mask: u64) -> Self {
         pairs.sort_unstable();
         let (mut keys, mut ends) = (Vec::new(), Vec::new());
         for (row, &(key, _)) in pairs.iter().enumerate() {
@@ -757,18 +898,14 @@ impl UserRuns {
                 keys.push(key);
             }
         }
-        ends.push(rows as u32);
+        ends.push(pairs.len() as u32);
         let ts: Vec<i64> = pairs.into_iter().map(|(_, t)| t).collect();
-        Ok(Self { ends, keys: Some(keys), lo: 0, mask, ts: ts.into() })
+        Self { ends, keys: Some(keys), lo: 0, mask, ts: ts.into() }
     }
 
     /// The order key of run `run`.
     fn key(&self, run: usize) -> u64 {
         self.keys.as_ref().map_or(self.lo + run as u64, |keys| keys[run])
-    }
-
-    fn memory_size(&self) -> usize {
-        self.ends.capacity() * 4 + self.keys.as_ref().map_or(0, |k| k.capacity() * 8) + self.ts.len() * 8
     }
 }
 
@@ -782,7 +919,7 @@ struct RunBatches<T: ArrowPrimitiveType> {
     /// The run `next_row` lies in, or one before it (runs of keys not seen are empty).
     run: usize,
     sessions: Vec<SessionRun>,
-    _user: std::marker::PhantomData<T>,
+    _user: std::marker::PhantomData<fn() -> T>,
 }
 
 impl<T: ArrowPrimitiveType> RunBatches<T>
@@ -846,11 +983,98 @@ where
     }
 }
 
-/// The numbered output of a partition held in memory, by [`UserRuns`] when its rows have that
-/// shape (`rebuilt` counts them), else ordered by [`session_order`] and gathered from the held
-/// batches. `reservation` holds what stays in memory until the last batch is out.
+/// [`FiledRuns`] of any user key type.
+trait FiledRows: Send {
+    fn file(&mut self, batch: &RecordBatch) -> Result<bool>;
+    fn rows(&self) -> usize;
+    fn memory_size(&self) -> usize;
+    fn into_batches(self: Box<Self>, schema: &SchemaRef) -> Result<Vec<RecordBatch>>;
+    fn into_output(
+        self: Box<Self>,
+        window: SessionWindow,
+        schema: SchemaRef,
+        batch_size: usize,
+    ) -> Box<dyn Iterator<Item = Result<RecordBatch>> + Send>;
+}
+
+impl<T: ArrowPrimitiveType> FiledRows for FiledRuns<T>
+where
+    T::Native: OrderKey,
+{
+    fn file(&mut self, batch: &RecordBatch) -> Result<bool> {
+        FiledRuns::file(self, batch)
+    }
+
+    fn rows(&self) -> usize {
+        self.rows
+    }
+
+    fn memory_size(&self) -> usize {
+        FiledRuns::memory_size(self)
+    }
+
+    fn into_batches(self: Box<Self>, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
+        FiledRuns::into_batches(*self, schema)
+    }
+
+    fn into_output(
+        self: Box<Self>,
+        window: SessionWindow,
+        schema: SchemaRef,
+        batch_size: usize,
+    ) -> Box<dyn Iterator<Item = Result<RecordBatch>> + Send> {
+        FiledRuns::into_output(*self, window, schema, batch_size)
+    }
+}
+
+/// A partition's rows collected for the in-memory way: filed for rebuilding ([`FiledRuns`])
+/// while the shape and every batch allow it, else held as the batches they arrived in.
+struct Collected {
+    filed: Option<Box<dyn FiledRows>>,
+    held: Vec<RecordBatch>,
+    input_schema: SchemaRef,
+}
+
+impl Collected {
+    fn new(window: &SessionWindow, input_schema: SchemaRef, partition_options: SortOptions) -> Self {
+        let rebuildable = input_schema.fields().len() == 2
+            && window.partition != window.order
+            && window.sessions.iter().all(|s| s.ts == window.order);
+        let descending = partition_options.descending;
+        let filed = rebuildable
+            .then(|| -> Option<Box<dyn FiledRows>> {
+                with_key_type!(
+                    input_schema.field(window.partition).data_type(),
+                    T => Some(Box::new(FiledRuns::<T>::new(window, descending))),
+                    _other => None
+                )
+            })
+            .flatten();
+        Self { filed, held: Vec::new(), input_schema }
+    }
+
+    /// Files or holds `batch`, with `reservation` grown to what is kept. The first batch that
+    /// cannot be filed turns what was filed back into batches to hold.
+    fn push(&mut self, batch: RecordBatch, reservation: &mut MemoryReservation) -> Result<()> {
+        if let Some(filed) = &mut self.filed {
+            if filed.file(&batch)? {
+                return reservation.try_resize(filed.memory_size());
+            }
+            let filed = self.filed.take().expect("filed rows");
+            self.held = filed.into_batches(&self.input_schema)?;
+            reservation.try_resize(self.held.iter().map(RecordBatch::get_array_memory_size).sum())?;
+        }
+        reservation.try_grow(batch.get_array_memory_size())?;
+        self.held.push(batch);
+        Ok(())
+    }
+}
+
+/// The numbered output of a partition held in memory: rebuilt from its users' runs when its
+/// rows were filed (`rebuilt` counts them), else ordered by [`session_order`] and gathered from
+/// the held batches. `reservation` holds what stays in memory until the last batch is out.
 fn in_memory_sessions(
-    held: HeldRows,
+    collected: Collected,
     window: SessionWindow,
     partition_options: SortOptions,
     schema: SchemaRef,
@@ -858,27 +1082,14 @@ fn in_memory_sessions(
     reservation: MemoryReservation,
     rebuilt: Count,
 ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
-    let input_columns = schema.fields().len() - window.sessions.len();
-    let rebuildable =
-        input_columns == 2 && window.partition != window.order && window.sessions.iter().all(|s| s.ts == window.order);
-    if rebuildable {
-        let user_type = schema.field(window.partition).data_type().clone();
-        macro_rules! rebuild {
-            ($t:ty) => {
-                if let Some(runs) = UserRuns::of::<$t>(&held, &window, partition_options.descending)? {
-                    drop(held);
-                    reservation.resize(runs.memory_size());
-                    rebuilt.add(runs.ts.len());
-                    let batches = RunBatches::<$t>::new(runs, window, schema, batch_size.max(1));
-                    return Ok(Box::new(batches.map(move |batch| {
-                        let _held = &reservation;
-                        batch
-                    })));
-                }
-            };
-        }
-        with_key_type!(&user_type, T => rebuild!(T), _other => ());
+    if let Some(filed) = collected.filed {
+        rebuilt.add(filed.rows());
+        let batches = filed.into_output(window, schema, batch_size.max(1));
+        return Ok(Box::new(batches.inspect(move |_| {
+            let _held = &reservation;
+        })));
     }
+    let held = HeldRows::new(collected.held)?;
     let order = session_order(&held, &window, partition_options)?;
     let mut numbering = Numbering::new(&window, schema);
     // Taken lazily, batch by batch; the held rows stay reserved until the last one. Each take
@@ -1022,11 +1233,15 @@ mod tests {
         fields.push(Arc::new(Field::new("s", DataType::Int64, true)));
         let schema = Arc::new(Schema::new(fields));
         let pool: Arc<dyn MemoryPool> = Arc::new(UnboundedMemoryPool::default());
-        let reservation = MemoryConsumer::new("test").register(&pool);
+        let mut reservation = MemoryConsumer::new("test").register(&pool);
         let rebuilt = Count::new();
         let options = SortOptions { descending, nulls_first: false };
-        let held = HeldRows::new(batches).unwrap();
-        let out = in_memory_sessions(held, window, options, schema, batch_size, reservation, rebuilt.clone()).unwrap();
+        let mut collected = Collected::new(&window, input, options);
+        for batch in batches {
+            collected.push(batch, &mut reservation).unwrap();
+        }
+        let out =
+            in_memory_sessions(collected, window, options, schema, batch_size, reservation, rebuilt.clone()).unwrap();
         let mut rows = Vec::new();
         for batch in out {
             let batch = batch.unwrap();
@@ -1093,6 +1308,106 @@ mod tests {
         let mut descending_sparse = vec![(Some(1 << 30), Some(1), Some(1))];
         descending_sparse.extend(descending);
         assert_eq!(numbered_in_memory(sparse, true, 2), (descending_sparse, 8));
+    }
+
+    /// (user, ts) rows numbered the plain way: sorted by user (in the partition's direction)
+    /// then ts, a new session where the user changes or ts moves more than the gap (15).
+    fn numbered_plainly(rows: &[(i32, i64)], descending: bool) -> Vec<NumberedRow> {
+        let mut sorted = rows.to_vec();
+        sorted.sort_by_key(|&(u, t)| (if descending { -(u as i64) } else { u as i64 }, t));
+        let mut out: Vec<NumberedRow> = Vec::new();
+        for (i, &(u, t)) in sorted.iter().enumerate() {
+            let session = match i.checked_sub(1).map(|p| sorted[p]) {
+                Some((pu, pt)) if pu == u => out[i - 1].2.unwrap() + (t - pt > 15) as i64,
+                _ => 1,
+            };
+            out.push((Some(u), Some(t), Some(session)));
+        }
+        out
+    }
+
+    /// `rows` as batches of `ts, u` of `size` rows each.
+    fn user_batches(rows: &[(i32, i64)], size: usize) -> Vec<RecordBatch> {
+        use datafusion::arrow::array::Int32Array;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("ts", DataType::Timestamp(TimeUnit::Second, None), true),
+            Field::new("u", DataType::Int32, true),
+        ]));
+        rows.chunks(size)
+            .map(|chunk| {
+                let ts = TimestampSecondArray::from_iter_values(chunk.iter().map(|r| r.1));
+                let users = Int32Array::from_iter_values(chunk.iter().map(|r| r.0));
+                RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(ts), Arc::new(users)]).unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn blocks_of_users_number_as_sorting_all_rows_does() {
+        // A small linear congruential generator: the same rows every run.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |below: u64| {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) % below
+        };
+        // Users over five blocks of keys (the fifth nearly empty, so ordered by sorting pairs),
+        // about 8 events each within 200 s, gaps around the session gap of 15 s; days of files
+        // sorted by user, arriving from the last day to the first.
+        let mut days: Vec<Vec<(i32, i64)>> = (0..3)
+            .map(|day| {
+                let mut rows = Vec::new();
+                for i in 0..45_040 {
+                    let (users, spread) = if i < 45_000 { (4 << BLOCK_BITS, 200) } else { (9, 50) };
+                    let user = next(users) as i32 + if i < 45_000 { 7 } else { (4 << BLOCK_BITS) + 3 };
+                    rows.push((user, day * 1000 + next(spread) as i64));
+                }
+                rows.sort_unstable();
+                rows
+            })
+            .collect();
+        days.reverse();
+        let rows: Vec<(i32, i64)> = days.concat();
+        for descending in [false, true] {
+            let expected = numbered_plainly(&rows, descending);
+            for (size, batch_size) in [(8192, 8192), (1000, 7)] {
+                let got = numbered_in_memory(user_batches(&rows, size), descending, batch_size);
+                assert_eq!(got, (expected.clone(), rows.len()), "descending {descending}, batches of {size}");
+            }
+        }
+        // In no order at all; a first batch of high keys, the lowest block filed last.
+        let mut shuffled = rows.clone();
+        for i in (1..shuffled.len()).rev() {
+            shuffled.swap(i, next(i as u64 + 1) as usize);
+        }
+        shuffled.sort_by_key(|&(u, _)| u < (1 << BLOCK_BITS));
+        let got = numbered_in_memory(user_batches(&shuffled, 4096), false, 8192);
+        assert_eq!(got, (numbered_plainly(&rows, false), rows.len()));
+        // Users arriving from the highest key down: the blocks grow below many times.
+        let mut falling = rows.clone();
+        falling.sort_by_key(|&(u, _)| std::cmp::Reverse(u));
+        let got = numbered_in_memory(user_batches(&falling, 1000), false, 8192);
+        assert_eq!(got, (numbered_plainly(&rows, false), rows.len()));
+        // Keys that spread over too many blocks part-way: the blocks filed turn into pairs.
+        let mut spread = rows.clone();
+        spread.push((1 << 30, 5));
+        spread.push((-(1 << 30), 9));
+        let got = numbered_in_memory(user_batches(&spread, 8192), true, 8192);
+        assert_eq!(got, (numbered_plainly(&spread, true), spread.len()));
+        // A NULL user part-way: the rows filed go back to batches, gathered the other way.
+        let mut with_null = user_batches(&rows, 8192);
+        with_null.insert(3, batch_with_null_user());
+        let (got, rebuilt) = numbered_in_memory(with_null, false, 8192);
+        let mut expected = numbered_plainly(&rows, false);
+        expected.push((None, Some(1), Some(1)));
+        assert_eq!((got, rebuilt), (expected, 0));
+    }
+
+    fn batch_with_null_user() -> RecordBatch {
+        use datafusion::arrow::array::Int32Array;
+        let schema = user_batches(&[(0, 0)], 1)[0].schema();
+        let columns: Vec<ArrayRef> =
+            vec![Arc::new(TimestampSecondArray::from(vec![1])), Arc::new(Int32Array::from(vec![None]))];
+        RecordBatch::try_new(schema, columns).unwrap()
     }
 
     #[test]
