@@ -249,15 +249,39 @@ async fn one_pass_sessions_order_rows_every_way() {
             compare_sessions(&lake, gap, &label).await;
         }
         if limit.is_none() {
-            // Only (user_id, ts): rebuilt from sorted (key, ts) pairs (the ids are sparse), and
-            // from a counting sort over ids numbered densely.
+            // Only (user_id, ts): rebuilt from each block of users' sorted timestamps, the rows
+            // routed to their partitions by the operator itself, past the hash repartition.
             let two_columns = TWO_COLUMN_SESSIONS.replace("{table}", "clickstream");
             let analyzed =
                 plan_text(&lake, &format!("EXPLAIN ANALYZE SELECT count(*), max(s) FROM ({two_columns})")).await;
-            assert!(
-                analyzed.contains("rebuilt_rows=110925") || analyzed.contains("rebuilt_rows=110.9 K"),
-                "{analyzed}"
+            for metric in ["rebuilt_rows", "exchanged_rows"] {
+                assert!(
+                    analyzed.contains(&format!("{metric}=110925")) || analyzed.contains(&format!("{metric}=110.9 K")),
+                    "{metric}: {analyzed}"
+                );
+            }
+            // The routed rows are where DataFusion's hash repartition puts them: a join by user
+            // of each side's partition i alone (nothing repartitions the sessions again) still
+            // finds every user.
+            let joined = format!(
+                "WITH a AS (SELECT user_id, count(*) AS n, max(s) AS m FROM ({two_columns}) GROUP BY user_id),
+                      b AS (SELECT user_id, count(*) AS n, count(DISTINCT ts) AS d FROM clickstream GROUP BY user_id)
+                 SELECT count(*), sum(a.n), sum(b.n), min(a.m) FROM a JOIN b USING (user_id)"
             );
+            lake.execute("SET datafusion.optimizer.hash_join_single_partition_threshold = 0").await.unwrap();
+            lake.execute("SET datafusion.optimizer.hash_join_single_partition_threshold_rows = 0").await.unwrap();
+            let plan = plan_text(&lake, &format!("EXPLAIN ANALYZE {joined}")).await;
+            let sessions_side = &plan[plan.find("HashJoinExec: mode=Partitioned").expect(&plan)..];
+            let sessions_side = &sessions_side[sessions_side.find("KeyedAggregateExec").expect(&plan)..];
+            assert!(
+                sessions_side.contains("mode=SinglePartitioned")
+                    && sessions_side.find("RepartitionExec") > sessions_side.find("exchanged_rows=11"),
+                "{plan}"
+            );
+            let users = cells(&lake, "SELECT count(DISTINCT user_id) FROM clickstream").await[0][0];
+            assert_eq!(cells(&lake, &joined).await[0][..3], [users, Some(110_925.0), Some(110_925.0)]);
+            lake.execute("RESET datafusion.optimizer.hash_join_single_partition_threshold").await.unwrap();
+            lake.execute("RESET datafusion.optimizer.hash_join_single_partition_threshold_rows").await.unwrap();
             lake.execute(
                 "CREATE TABLE dense_clicks AS
                  SELECT CAST(dense_rank() OVER (ORDER BY user_id) AS BIGINT) AS user_id, ts FROM clickstream",

@@ -16,7 +16,9 @@
 //!   sessions), without NULLs, the batches are not held: each row's timestamp is filed under its
 //!   block of users as it arrives ([`FiledRuns`]), each block's users' timestamps are ordered in
 //!   cache, and the output columns are rebuilt from them ([`UserRuns`]) rather than gathered row
-//!   by row (`rebuilt_rows` in `EXPLAIN ANALYZE`);
+//!   by row (`rebuilt_rows` in `EXPLAIN ANALYZE`). Those rows are routed to their partitions by
+//!   the operator itself, past the hash repartition below it, as that repartition would route
+//!   them (`exchanged_rows`);
 //! - under a memory limit, lets DataFusion's `SortExec` order the rows (it spills to disk) and
 //!   numbers its output.
 //!
@@ -29,16 +31,18 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    make_array, Array, ArrayData, ArrayRef, ArrowPrimitiveType, AsArray, Int64Array, RecordBatch,
+    make_array, Array, ArrayData, ArrayRef, ArrowPrimitiveType, AsArray, Int64Array, RecordBatch, UInt32Array,
 };
 use datafusion::arrow::buffer::{Buffer, NullBuffer, ScalarBuffer};
-use datafusion::arrow::compute::{interleave_record_batch, SortOptions};
+use datafusion::arrow::compute::{interleave_record_batch, take_record_batch, SortOptions};
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Date64Type, Field, Int16Type, Int32Type, Int64Type, Int8Type, Schema, SchemaRef, TimeUnit,
     TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type,
     UInt32Type, UInt64Type, UInt8Type,
 };
 use datafusion::common::config::ConfigOptions;
+use datafusion::common::hash_utils::create_hashes;
+use datafusion::common::runtime::SpawnedTask;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{internal_err, DataFusionError, Result};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryLimit, MemoryReservation};
@@ -49,11 +53,15 @@ use datafusion::physical_expr::{EquivalenceProperties, LexOrdering, PhysicalExpr
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::execution_plan::EmissionType;
 use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::repartition::{RepartitionExec, REPARTITION_RANDOM_STATE};
 use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowUDFExpr};
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties};
-use futures::{StreamExt, TryStreamExt};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning, PlanProperties,
+};
+use futures::future::{FutureExt, Shared, TryFutureExt};
+use futures::{SinkExt, StreamExt, TryStreamExt};
 
 use crate::common::rewrite_bottom_up;
 use crate::common::time::{raw_ticks, type_ticks_per_second};
@@ -222,6 +230,9 @@ pub struct SessionNumberExec {
     /// Rows ordered in memory (`in_memory_sorted_rows`) or by DataFusion's sort under a memory
     /// limit (`sort_exec_sorted_rows`), as `EXPLAIN ANALYZE` shows.
     metrics: ExecutionPlanMetricsSet,
+    /// The rows of every output partition, when this operator routes them itself past a hash
+    /// repartition below it (see [`Self::exchange_read_past`]).
+    exchange: SharedExchange,
 }
 
 impl SessionNumberExec {
@@ -253,7 +264,50 @@ impl SessionNumberExec {
         let properties = PlanProperties::new(eq, input.output_partitioning().clone(), emission, input.boundedness());
         let properties = Arc::new(properties);
         let metrics = ExecutionPlanMetricsSet::new();
-        Ok(Self { input, window, partition_options, input_sorted, schema, properties, metrics })
+        let exchange = SharedExchange::default();
+        Ok(Self { input, window, partition_options, input_sorted, schema, properties, metrics, exchange })
+    }
+
+    /// The input and partition count of the hash repartition by user below this operator, when
+    /// the in-memory way reads past it and routes the rows itself (`exchanged_rows` in
+    /// `EXPLAIN ANALYZE`).
+    ///
+    /// The repartition copies every row into new batches for its output partition, which are
+    /// then filed and dropped; routing each row straight to its partition's filed rows skips
+    /// that copy and its memory. Rows go to the partitions the repartition would send them to
+    /// (the same hash of the user, modulo the same count), so the output partitioning it
+    /// declares holds. Only for rows that are filed ([`FiledRuns`]): the rest are held as
+    /// batches anyway.
+    fn exchange_read_past(&self) -> Option<(Arc<dyn ExecutionPlan>, usize)> {
+        let repartition = self.input.downcast_ref::<RepartitionExec>()?;
+        let Partitioning::Hash(exprs, partitions) = repartition.partitioning() else { return None };
+        let [user] = &exprs[..] else { return None };
+        let applies = column_index(user) == Some(self.window.partition)
+            && !repartition.preserve_order()
+            && Collected::fileable(&self.window, &self.input.schema());
+        applies.then(|| (Arc::clone(repartition.input()), *partitions))
+    }
+
+    /// The rows of every partition, routed from `input` once per query (`context`) and shared
+    /// by the partitions' streams.
+    fn exchanged(
+        &self,
+        input: Arc<dyn ExecutionPlan>,
+        partitions: usize,
+        context: &Arc<TaskContext>,
+        exchanged_rows: Count,
+    ) -> Routing {
+        let mut state = self.exchange.0.lock().expect("exchange state");
+        if let Some((query, exchanged)) = state.as_ref() {
+            if std::ptr::eq(query.as_ptr(), Arc::as_ptr(context)) && query.strong_count() > 0 {
+                return exchanged.clone();
+            }
+        }
+        let (window, options) = (self.window.clone(), self.partition_options);
+        let routing = route_rows(input, partitions, window, options, Arc::clone(context), exchanged_rows);
+        let exchanged = routing.map_ok(Arc::new).map_err(Arc::new).boxed().shared();
+        *state = Some((Arc::downgrade(context), exchanged.clone()));
+        exchanged
     }
 
     fn names(&self) -> Vec<String> {
@@ -391,19 +445,34 @@ impl ExecutionPlan for SessionNumberExec {
             Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&input_schema), sorted))
         } else {
             let (rows, rebuilt) = (counter("in_memory_sorted_rows"), counter("rebuilt_rows"));
-            let mut input = self.input.execute(partition, Arc::clone(&context))?;
-            let mut reservation =
-                MemoryConsumer::new(format!("SessionNumberExec[{partition}]")).register(context.memory_pool());
             let batch_size = context.session_config().batch_size();
             let (window, options, schema) = (self.window.clone(), self.partition_options, Arc::clone(&self.schema));
-            let mut collected = Collected::new(&window, input_schema, options);
-            let numbered = futures::stream::once(async move {
-                while let Some(batch) = input.next().await {
-                    let batch = batch?;
-                    rows.add(batch.num_rows());
-                    collected.push(batch, &mut reservation)?;
+            let collecting: futures::future::BoxFuture<'static, Result<Collected>> = match self.exchange_read_past() {
+                Some((exchange_input, partitions)) => {
+                    let exchanged = self.exchanged(exchange_input, partitions, &context, counter("exchanged_rows"));
+                    Box::pin(async move {
+                        let collected = exchanged.await.map_err(DataFusionError::Shared)?.take(partition);
+                        yield_once().await;
+                        collected
+                    })
                 }
-                let out = in_memory_sessions(collected, window, options, schema, batch_size, reservation, rebuilt)?;
+                None => {
+                    let mut input = self.input.execute(partition, Arc::clone(&context))?;
+                    let reservation =
+                        MemoryConsumer::new(format!("SessionNumberExec[{partition}]")).register(context.memory_pool());
+                    let mut collected = Collected::new(&window, input_schema, options, reservation);
+                    Box::pin(async move {
+                        while let Some(batch) = input.next().await {
+                            collected.push(&batch?, None)?;
+                        }
+                        Ok(collected)
+                    })
+                }
+            };
+            let numbered = futures::stream::once(async move {
+                let collected = collecting.await?;
+                rows.add(collected.rows());
+                let out = in_memory_sessions(collected, window, options, schema, batch_size, rebuilt)?;
                 Ok::<_, DataFusionError>(futures::stream::iter(out))
             })
             .try_flatten();
@@ -695,7 +764,7 @@ fn most_blocks(rows: usize) -> u64 {
 /// zeroes page by page (on these machines slower than the ordering itself whenever it was
 /// returned between queries). Filed rows take 10 bytes each; a block is ordered in cache and
 /// its memory goes to the output batches once it is out.
-struct FiledRuns<T> {
+struct FiledRuns<T: ArrowPrimitiveType> {
     partition: usize,
     order: usize,
     /// Flips the order keys of a descending partition, so that ascending keys are the output
@@ -703,7 +772,8 @@ struct FiledRuns<T> {
     mask: u64,
     filed: Filed,
     rows: usize,
-    _user: std::marker::PhantomData<fn() -> T>,
+    /// The users and timestamps of the rows of a batch routed here, gathered to be filed.
+    gathered: (Vec<T::Native>, Vec<i64>),
 }
 
 impl<T: ArrowPrimitiveType> FiledRuns<T>
@@ -713,28 +783,41 @@ where
     fn new(window: &SessionWindow, descending: bool) -> Self {
         let mask = if descending { u64::MAX } else { 0 };
         let filed = Filed::Blocks { first_block: 0, blocks: Vec::new() };
-        let (partition, order, rows, _user) = (window.partition, window.order, 0, std::marker::PhantomData);
-        Self { partition, order, mask, filed, rows, _user }
+        let (partition, order, rows, gathered) = (window.partition, window.order, 0, (Vec::new(), Vec::new()));
+        Self { partition, order, mask, filed, rows, gathered }
     }
 
-    /// Files `batch`'s rows; `false` (nothing filed) when it has a NULL user or timestamp, or
-    /// the partition would pass `u32::MAX` rows.
-    fn file(&mut self, batch: &RecordBatch) -> Result<bool> {
+    /// Files `batch`'s rows, or only those at `rows`; `false` (nothing filed) when the batch has
+    /// a NULL user or timestamp, or the partition would pass `u32::MAX` rows.
+    fn file(&mut self, batch: &RecordBatch, rows: Option<&[u32]>) -> Result<bool> {
         let (users, ts) = (batch.column(self.partition), batch.column(self.order));
-        if users.logical_null_count() > 0
-            || ts.logical_null_count() > 0
-            || self.rows + batch.num_rows() > u32::MAX as usize
-        {
+        let count = rows.map_or(batch.num_rows(), <[u32]>::len);
+        if users.logical_null_count() > 0 || ts.logical_null_count() > 0 || self.rows + count > u32::MAX as usize {
             return Ok(false);
         }
         let users = users.as_primitive::<T>().values();
         let (ticks, _) = raw_ticks(ts, "session_id")?;
-        let (ticks, mask) = (ticks.values(), self.mask);
-        self.rows += batch.num_rows();
+        let Some(rows) = rows else {
+            self.file_values(users, ticks.values());
+            return Ok(true);
+        };
+        let (mut gathered_users, mut gathered_ticks) = std::mem::take(&mut self.gathered);
+        gathered_users.clear();
+        gathered_users.extend(rows.iter().map(|&r| users[r as usize]));
+        gathered_ticks.clear();
+        gathered_ticks.extend(rows.iter().map(|&r| ticks.values()[r as usize]));
+        self.file_values(&gathered_users, &gathered_ticks);
+        self.gathered = (gathered_users, gathered_ticks);
+        Ok(true)
+    }
+
+    fn file_values(&mut self, users: &[T::Native], ticks: &[i64]) {
+        let mask = self.mask;
+        self.rows += users.len();
         let Filed::Blocks { first_block, blocks } = &mut self.filed else {
             let Filed::Pairs(pairs) = &mut self.filed else { unreachable!() };
             pairs.extend(users.iter().zip(ticks).map(|(v, &t)| (v.order_key() ^ mask, t)));
-            return Ok(true);
+            return;
         };
         let mut row = 0;
         while row < users.len() {
@@ -751,7 +834,7 @@ where
                 self.file_as_pairs();
                 let Filed::Pairs(pairs) = &mut self.filed else { unreachable!() };
                 pairs.extend(users[row..].iter().zip(&ticks[row..]).map(|(v, &t)| (v.order_key() ^ mask, t)));
-                return Ok(true);
+                return;
             }
             if block < *first_block {
                 // Room below too, so that keys arriving in descending order do not move every
@@ -768,7 +851,42 @@ where
             blocks[(block - *first_block) as usize].extend(low, &ticks[row..end]);
             row = end;
         }
-        Ok(true)
+    }
+
+    /// Adds `other`'s rows after these: its blocks' chunks after this one's (no row is copied)
+    /// while the blocks of both span few enough, else as pairs.
+    fn append(&mut self, mut other: Self) {
+        self.rows += other.rows;
+        if let (Filed::Blocks { first_block: a, blocks: mine }, Filed::Blocks { first_block: b, blocks: theirs }) =
+            (&mut self.filed, &mut other.filed)
+        {
+            if theirs.is_empty() {
+                return;
+            }
+            if mine.is_empty() {
+                (*a, *mine) = (*b, std::mem::take(theirs));
+                return;
+            }
+            let (lo, hi) = ((*a).min(*b), (*a + mine.len() as u64).max(*b + theirs.len() as u64));
+            if hi - lo <= most_blocks(self.rows) {
+                let mut merged: Vec<Block> = std::iter::repeat_with(Block::default).take((hi - lo) as usize).collect();
+                for (i, block) in mine.drain(..).enumerate() {
+                    merged[(*a - lo) as usize + i] = block;
+                }
+                for (i, block) in theirs.drain(..).enumerate() {
+                    let into = &mut merged[(*b - lo) as usize + i];
+                    into.rows += block.rows;
+                    into.chunks.extend(block.chunks);
+                }
+                (*a, *mine) = (lo, merged);
+                return;
+            }
+        }
+        self.file_as_pairs();
+        other.file_as_pairs();
+        if let (Filed::Pairs(mine), Filed::Pairs(theirs)) = (&mut self.filed, other.filed) {
+            mine.extend(theirs);
+        }
     }
 
     /// Turns the blocks filed so far into (key, ts) pairs.
@@ -985,7 +1103,10 @@ where
 
 /// [`FiledRuns`] of any user key type.
 trait FiledRows: Send {
-    fn file(&mut self, batch: &RecordBatch) -> Result<bool>;
+    fn file(&mut self, batch: &RecordBatch, rows: Option<&[u32]>) -> Result<bool>;
+    /// Adds the rows of `other`, of the same key type, after these.
+    fn append(&mut self, other: Box<dyn FiledRows>);
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any>;
     fn rows(&self) -> usize;
     fn memory_size(&self) -> usize;
     fn into_batches(self: Box<Self>, schema: &SchemaRef) -> Result<Vec<RecordBatch>>;
@@ -1001,8 +1122,17 @@ impl<T: ArrowPrimitiveType> FiledRows for FiledRuns<T>
 where
     T::Native: OrderKey,
 {
-    fn file(&mut self, batch: &RecordBatch) -> Result<bool> {
-        FiledRuns::file(self, batch)
+    fn file(&mut self, batch: &RecordBatch, rows: Option<&[u32]>) -> Result<bool> {
+        FiledRuns::<T>::file(self, batch, rows)
+    }
+
+    fn append(&mut self, other: Box<dyn FiledRows>) {
+        let other = other.into_any().downcast::<Self>().expect("filed rows of one key type");
+        FiledRuns::<T>::append(self, *other)
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+        self
     }
 
     fn rows(&self) -> usize {
@@ -1010,11 +1140,11 @@ where
     }
 
     fn memory_size(&self) -> usize {
-        FiledRuns::memory_size(self)
+        FiledRuns::<T>::memory_size(self)
     }
 
     fn into_batches(self: Box<Self>, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
-        FiledRuns::into_batches(*self, schema)
+        FiledRuns::<T>::into_batches(*self, schema)
     }
 
     fn into_output(
@@ -1023,7 +1153,7 @@ where
         schema: SchemaRef,
         batch_size: usize,
     ) -> Box<dyn Iterator<Item = Result<RecordBatch>> + Send> {
-        FiledRuns::into_output(*self, window, schema, batch_size)
+        FiledRuns::<T>::into_output(*self, window, schema, batch_size)
     }
 }
 
@@ -1033,15 +1163,27 @@ struct Collected {
     filed: Option<Box<dyn FiledRows>>,
     held: Vec<RecordBatch>,
     input_schema: SchemaRef,
+    /// What is kept: the filed rows or the held batches.
+    reservation: MemoryReservation,
 }
 
 impl Collected {
-    fn new(window: &SessionWindow, input_schema: SchemaRef, partition_options: SortOptions) -> Self {
-        let rebuildable = input_schema.fields().len() == 2
+    /// Whether rows of `input_schema` are filed for rebuilding (see [`FiledRuns`]) unless a
+    /// batch has NULLs.
+    fn fileable(window: &SessionWindow, input_schema: &Schema) -> bool {
+        input_schema.fields().len() == 2
             && window.partition != window.order
-            && window.sessions.iter().all(|s| s.ts == window.order);
+            && window.sessions.iter().all(|s| s.ts == window.order)
+    }
+
+    fn new(
+        window: &SessionWindow,
+        input_schema: SchemaRef,
+        partition_options: SortOptions,
+        reservation: MemoryReservation,
+    ) -> Self {
         let descending = partition_options.descending;
-        let filed = rebuildable
+        let filed = Self::fileable(window, &input_schema)
             .then(|| -> Option<Box<dyn FiledRows>> {
                 with_key_type!(
                     input_schema.field(window.partition).data_type(),
@@ -1050,38 +1192,75 @@ impl Collected {
                 )
             })
             .flatten();
-        Self { filed, held: Vec::new(), input_schema }
+        Self { filed, held: Vec::new(), input_schema, reservation }
     }
 
-    /// Files or holds `batch`, with `reservation` grown to what is kept. The first batch that
-    /// cannot be filed turns what was filed back into batches to hold.
-    fn push(&mut self, batch: RecordBatch, reservation: &mut MemoryReservation) -> Result<()> {
+    /// Files or holds `batch`'s rows, or only those at `rows`. The first batch that cannot be
+    /// filed turns what was filed back into batches to hold.
+    fn push(&mut self, batch: &RecordBatch, rows: Option<&[u32]>) -> Result<()> {
         if let Some(filed) = &mut self.filed {
-            if filed.file(&batch)? {
-                return reservation.try_resize(filed.memory_size());
+            if filed.file(batch, rows)? {
+                return self.reservation.try_resize(filed.memory_size());
             }
-            let filed = self.filed.take().expect("filed rows");
-            self.held = filed.into_batches(&self.input_schema)?;
-            reservation.try_resize(self.held.iter().map(RecordBatch::get_array_memory_size).sum())?;
+            self.hold()?;
         }
-        reservation.try_grow(batch.get_array_memory_size())?;
+        let batch = match rows {
+            None => batch.clone(),
+            Some(rows) => take_record_batch(batch, &UInt32Array::from(rows.to_vec()))?,
+        };
+        self.reservation.try_grow(batch.get_array_memory_size())?;
         self.held.push(batch);
         Ok(())
+    }
+
+    /// Turns what was filed into batches held before any held already.
+    fn hold(&mut self) -> Result<()> {
+        if let Some(filed) = self.filed.take() {
+            let mut held = filed.into_batches(&self.input_schema)?;
+            held.append(&mut self.held);
+            self.held = held;
+        }
+        self.reservation.try_resize(self.held.iter().map(RecordBatch::get_array_memory_size).sum())
+    }
+
+    /// Adds `other`'s rows after these: filed after filed rows, else held.
+    fn append(&mut self, mut other: Collected) -> Result<()> {
+        match (&mut self.filed, other.filed.take()) {
+            (Some(filed), Some(more)) => {
+                filed.append(more);
+                let size = filed.memory_size();
+                drop(other);
+                self.reservation.try_resize(size)
+            }
+            (_, more) => {
+                self.hold()?;
+                if let Some(more) = more {
+                    self.held.extend(more.into_batches(&self.input_schema)?);
+                }
+                self.held.append(&mut other.held);
+                drop(other);
+                self.hold()
+            }
+        }
+    }
+
+    fn rows(&self) -> usize {
+        self.filed.as_ref().map_or_else(|| self.held.iter().map(RecordBatch::num_rows).sum(), |f| f.rows())
     }
 }
 
 /// The numbered output of a partition held in memory: rebuilt from its users' runs when its
 /// rows were filed (`rebuilt` counts them), else ordered by [`session_order`] and gathered from
-/// the held batches. `reservation` holds what stays in memory until the last batch is out.
+/// the held batches. The collected rows' reservation stays until the last batch is out.
 fn in_memory_sessions(
     collected: Collected,
     window: SessionWindow,
     partition_options: SortOptions,
     schema: SchemaRef,
     batch_size: usize,
-    reservation: MemoryReservation,
     rebuilt: Count,
 ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>> + Send>> {
+    let reservation = collected.reservation;
     if let Some(filed) = collected.filed {
         rebuilt.add(filed.rows());
         let batches = filed.into_output(window, schema, batch_size.max(1));
@@ -1102,6 +1281,159 @@ fn in_memory_sessions(
         numbering.number(&taken)
     });
     Ok(Box::new(out))
+}
+
+/// The routing of a query's rows, shared by its partitions' streams.
+type Routing = Shared<futures::future::BoxFuture<'static, Result<Arc<Exchanged>, Arc<DataFusionError>>>>;
+
+/// The routing of the query that ran last, with its task context (a new query has another).
+#[derive(Default)]
+struct SharedExchange(std::sync::Mutex<Option<(std::sync::Weak<TaskContext>, Routing)>>);
+
+impl fmt::Debug for SharedExchange {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("SharedExchange")
+    }
+}
+
+/// Each output partition's rows, taken once by that partition's stream.
+struct Exchanged(Vec<std::sync::Mutex<Option<Collected>>>);
+
+impl Exchanged {
+    fn take(&self, partition: usize) -> Result<Collected> {
+        let taken = self.0.get(partition).and_then(|rows| rows.lock().expect("exchanged rows").take());
+        taken.ok_or_else(|| DataFusionError::Internal(format!("session_id: partition {partition} executed twice")))
+    }
+}
+
+/// Returns to the runtime once, rescheduled at once.
+///
+/// The partition whose stream finishes the routing wakes the others' streams; a runtime that
+/// queues a task woken from a worker thread where only that thread runs it (tokio's "LIFO
+/// slot") would run the other partitions only after this one's output is done, one core idle.
+/// Yielding lets another thread take them.
+async fn yield_once() {
+    let mut yielded = false;
+    futures::future::poll_fn(|cx| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// `value % divisor` for one divisor and many values, without a division per value (which
+/// took most of the routing's time): a mask for powers of two, else the quotient from a
+/// multiplication by the divisor's reciprocal (2^128 / divisor, rounded up), exact for every
+/// 64-bit value, as DataFusion's repartition computes it.
+#[derive(Debug, Clone, Copy)]
+enum Remainder {
+    Mask(u64),
+    Reciprocal { divisor: u64, reciprocal: u128 },
+}
+
+impl Remainder {
+    fn new(divisor: u64) -> Self {
+        match divisor.is_power_of_two() {
+            true => Self::Mask(divisor - 1),
+            false => Self::Reciprocal { divisor, reciprocal: u128::MAX / u128::from(divisor) + 1 },
+        }
+    }
+
+    fn of(self, value: u64) -> u64 {
+        match self {
+            Self::Mask(mask) => value & mask,
+            Self::Reciprocal { divisor, reciprocal } => {
+                // The high 64 bits of the 192-bit product value * reciprocal.
+                let low = u128::from(value) * u128::from(reciprocal as u64);
+                let high = u128::from(value) * (reciprocal >> 64);
+                let carry = ((high & u128::from(u64::MAX)) + (low >> 64)) >> 64;
+                value - ((high >> 64) + carry) as u64 * divisor
+            }
+        }
+    }
+}
+
+/// Batches read ahead of the routing of each input partition.
+const READ_AHEAD_BATCHES: usize = 2;
+
+/// Reads every partition of `input` at once (a task each) and files each row with the output
+/// partition a hash repartition by user into `partitions` would send it to; then each output
+/// partition's rows from all inputs, in input order.
+async fn route_rows(
+    input: Arc<dyn ExecutionPlan>,
+    partitions: usize,
+    window: SessionWindow,
+    options: SortOptions,
+    context: Arc<TaskContext>,
+    exchanged_rows: Count,
+) -> Result<Exchanged> {
+    let schema = input.schema();
+    let mut tasks = Vec::new();
+    for from in 0..input.output_partitioning().partition_count() {
+        let mut stream = input.execute(from, Arc::clone(&context))?;
+        let collected: Vec<Collected> = (0..partitions)
+            .map(|to| {
+                let consumer = MemoryConsumer::new(format!("SessionNumberExec[{from}->{to}]"));
+                Collected::new(&window, Arc::clone(&schema), options, consumer.register(context.memory_pool()))
+            })
+            .collect();
+        // Reading (waiting on the files, decoding) in a task of its own keeps it going while
+        // the rows already read are routed, as a repartition's tasks and its readers did.
+        let (mut send, mut read) = futures::channel::mpsc::channel(READ_AHEAD_BATCHES);
+        let reader = SpawnedTask::spawn(async move {
+            while let Some(batch) = stream.next().await {
+                if send.send(batch).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let (user, exchanged_rows) = (window.partition, exchanged_rows.clone());
+        tasks.push(SpawnedTask::spawn(async move {
+            let _reader = reader;
+            let mut collected = collected;
+            let (mut hashes, mut routed) = (Vec::new(), vec![Vec::new(); partitions]);
+            let remainder = Remainder::new(partitions as u64);
+            while let Some(batch) = read.next().await {
+                let batch = batch?;
+                exchanged_rows.add(batch.num_rows());
+                if partitions == 1 {
+                    collected[0].push(&batch, None)?;
+                    continue;
+                }
+                hashes.clear();
+                hashes.resize(batch.num_rows(), 0);
+                create_hashes([batch.column(user)], REPARTITION_RANDOM_STATE.random_state(), &mut hashes)?;
+                routed.iter_mut().for_each(Vec::clear);
+                for (row, &hash) in hashes.iter().enumerate() {
+                    routed[remainder.of(hash) as usize].push(row as u32);
+                }
+                for (rows, to) in routed.iter().zip(&mut collected) {
+                    if !rows.is_empty() {
+                        to.push(&batch, Some(rows))?;
+                    }
+                }
+            }
+            Ok::<_, DataFusionError>(collected)
+        }));
+    }
+    let mut merged: Option<Vec<Collected>> = None;
+    for task in tasks {
+        let collected = task.join_unwind().await.map_err(|e| DataFusionError::External(Box::new(e)))??;
+        match &mut merged {
+            None => merged = Some(collected),
+            Some(merged) => {
+                for (into, more) in merged.iter_mut().zip(collected) {
+                    into.append(more)?;
+                }
+            }
+        }
+    }
+    let merged = merged.unwrap_or_default();
+    Ok(Exchanged(merged.into_iter().map(|c| std::sync::Mutex::new(Some(c))).collect()))
 }
 
 /// Session numbers for batches of rows ordered by (partition key, ts), carried across batches.
@@ -1233,15 +1565,14 @@ mod tests {
         fields.push(Arc::new(Field::new("s", DataType::Int64, true)));
         let schema = Arc::new(Schema::new(fields));
         let pool: Arc<dyn MemoryPool> = Arc::new(UnboundedMemoryPool::default());
-        let mut reservation = MemoryConsumer::new("test").register(&pool);
+        let reservation = MemoryConsumer::new("test").register(&pool);
         let rebuilt = Count::new();
         let options = SortOptions { descending, nulls_first: false };
-        let mut collected = Collected::new(&window, input, options);
+        let mut collected = Collected::new(&window, input, options, reservation);
         for batch in batches {
-            collected.push(batch, &mut reservation).unwrap();
+            collected.push(&batch, None).unwrap();
         }
-        let out =
-            in_memory_sessions(collected, window, options, schema, batch_size, reservation, rebuilt.clone()).unwrap();
+        let out = in_memory_sessions(collected, window, options, schema, batch_size, rebuilt.clone()).unwrap();
         let mut rows = Vec::new();
         for batch in out {
             let batch = batch.unwrap();
@@ -1408,6 +1739,21 @@ mod tests {
         let columns: Vec<ArrayRef> =
             vec![Arc::new(TimestampSecondArray::from(vec![1])), Arc::new(Int32Array::from(vec![None]))];
         RecordBatch::try_new(schema, columns).unwrap()
+    }
+
+    #[test]
+    fn remainders_without_division_are_the_remainders() {
+        let mut value = 0x9e37_79b9_7f4a_7c15u64;
+        for divisor in [1, 2, 3, 5, 7, 8, 12, 16, 31, 100, 1 << 20, (1 << 32) + 1, u64::MAX / 3, u64::MAX] {
+            let remainder = Remainder::new(divisor);
+            for edge in [0, 1, divisor - 1, divisor, divisor.wrapping_add(1), u64::MAX - 1, u64::MAX] {
+                assert_eq!(remainder.of(edge), edge % divisor, "{edge} % {divisor}");
+            }
+            for _ in 0..10_000 {
+                value = value.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                assert_eq!(remainder.of(value), value % divisor, "{value} % {divisor}");
+            }
+        }
     }
 
     #[test]
