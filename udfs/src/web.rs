@@ -204,9 +204,23 @@ impl SessionRun {
 
     /// Appends to `out` the session numbers of `ticks` (none NULL, in order, of one partition),
     /// going on from this run.
+    ///
+    /// The run is kept in locals and a new session adds a comparison's 0 or 1: with a user's few
+    /// events, whether the gap is passed is a coin toss for the branch predictor, and stores to
+    /// the run at every row kept it in memory.
     pub(crate) fn number_into(&mut self, ticks: &[i64], gap: i64, out: &mut Vec<i64>) {
+        let Some((&first, rest)) = ticks.split_first() else { return };
         let gap = gap as i128;
-        out.extend(ticks.iter().map(|&t| self.next(t, gap)));
+        let mut session = self.session + self.previous.is_none_or(|p| first as i128 - p as i128 > gap) as i64;
+        let mut previous = first;
+        out.reserve(ticks.len());
+        out.push(session);
+        out.extend(rest.iter().map(|&t| {
+            session += (t as i128 - previous as i128 > gap) as i64;
+            previous = t;
+            session
+        }));
+        (self.session, self.previous) = (session, Some(previous));
     }
 
     /// The session of an event at `t` after this run's events: a new one when the gap to the
