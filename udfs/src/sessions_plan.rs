@@ -1560,8 +1560,18 @@ mod tests {
     /// Every output row of a partition held in memory, and how many rows
     /// were rebuilt from user runs.
     fn numbered_in_memory(batches: Vec<RecordBatch>, descending: bool, batch_size: usize) -> (Vec<NumberedRow>, usize) {
+        numbered_from_inputs(vec![batches], descending, batch_size)
+    }
+
+    /// [`numbered_in_memory`] of rows collected from several inputs, each on its own, then
+    /// joined in input order (as the routing joins each input's rows of a partition).
+    fn numbered_from_inputs(
+        inputs: Vec<Vec<RecordBatch>>,
+        descending: bool,
+        batch_size: usize,
+    ) -> (Vec<NumberedRow>, usize) {
         use datafusion::execution::memory_pool::{MemoryPool, UnboundedMemoryPool};
-        let input = batches[0].schema();
+        let input = inputs[0][0].schema();
         let (users, ts) = (input.index_of("u").unwrap(), input.index_of("ts").unwrap());
         let window = SessionWindow {
             partition: users,
@@ -1573,13 +1583,21 @@ mod tests {
         fields.push(Arc::new(Field::new("s", DataType::Int64, true)));
         let schema = Arc::new(Schema::new(fields));
         let pool: Arc<dyn MemoryPool> = Arc::new(UnboundedMemoryPool::default());
-        let reservation = MemoryConsumer::new("test").register(&pool);
         let rebuilt = Count::new();
         let options = SortOptions { descending, nulls_first: false };
-        let mut collected = Collected::new(&window, input, options, reservation);
-        for batch in batches {
-            collected.push(&batch, None).unwrap();
+        let mut joined: Option<Collected> = None;
+        for batches in inputs {
+            let reservation = MemoryConsumer::new("test").register(&pool);
+            let mut collected = Collected::new(&window, Arc::clone(&input), options, reservation);
+            for batch in batches {
+                collected.push(&batch, None).unwrap();
+            }
+            match &mut joined {
+                None => joined = Some(collected),
+                Some(joined) => joined.append(collected).unwrap(),
+            }
         }
+        let collected = joined.unwrap();
         let out = in_memory_sessions(collected, window, options, schema, batch_size, rebuilt.clone()).unwrap();
         let mut rows = Vec::new();
         for batch in out {
@@ -1743,6 +1761,48 @@ mod tests {
         let mut expected = numbered_plainly(&rows, false);
         expected.push((None, Some(1), Some(1)));
         assert_eq!((got, rebuilt), (expected, 0));
+    }
+
+    #[test]
+    fn rows_filed_from_several_inputs_join_in_input_order() {
+        // Users over two blocks; the first input has each user's earlier events, so that joined
+        // in input order each user's runs arrive in time order.
+        let early: Vec<(i32, i64)> =
+            (0..20_000).map(|i: i32| ((i * 7) % (2 << BLOCK_BITS), i64::from(i % 5) * 10)).collect();
+        let late: Vec<(i32, i64)> =
+            (0..20_000).map(|i: i32| ((i * 11) % (2 << BLOCK_BITS), 100 + i64::from(i % 3) * 20)).collect();
+        let all: Vec<(i32, i64)> = early.iter().chain(&late).copied().collect();
+        let expected = (numbered_plainly(&all, false), all.len());
+        // Blocks joined with blocks; inputs over other blocks; an input with nothing filed.
+        let got = numbered_from_inputs(vec![user_batches(&early, 4096), user_batches(&late, 4096)], false, 8192);
+        assert_eq!(got, expected);
+        let (low, high): (Vec<_>, Vec<_>) = all.iter().partition(|&&(u, _)| u < (1 << BLOCK_BITS));
+        let got = numbered_from_inputs(vec![user_batches(&high, 1000), user_batches(&low, 1000)], true, 8192);
+        assert_eq!(got, (numbered_plainly(&all, true), all.len()));
+        let empty = vec![user_batches(&all[..1], 1)[0].slice(0, 0)];
+        let got = numbered_from_inputs(vec![empty, user_batches(&early, 4096), user_batches(&late, 4096)], false, 7);
+        assert_eq!(got, expected);
+        // Blocks too far apart once joined are joined as pairs, with pairs too.
+        let far = vec![(1 << 30, 5), (1 << 30, 100)];
+        let mut with_far = all.clone();
+        with_far.extend(&far);
+        let expected = (numbered_plainly(&with_far, false), with_far.len());
+        let inputs = vec![user_batches(&early, 4096), user_batches(&far, 1), user_batches(&late, 4096)];
+        assert_eq!(numbered_from_inputs(inputs, false, 8192), expected);
+        let spread = vec![(-(1 << 30), 1), (1 << 30, 5), (1 << 30, 100)];
+        let mut with_spread = all.clone();
+        with_spread.extend(&spread);
+        let inputs = vec![user_batches(&spread, 3), user_batches(&early, 4096), user_batches(&late, 4096)];
+        assert_eq!(
+            numbered_from_inputs(inputs, false, 8192),
+            (numbered_plainly(&with_spread, false), with_spread.len())
+        );
+        // A NULL in one input: every input's rows are gathered instead.
+        let inputs = vec![user_batches(&early, 4096), vec![batch_with_null_user()], user_batches(&late, 4096)];
+        let (rows, rebuilt) = numbered_from_inputs(inputs, false, 8192);
+        let mut expected = numbered_plainly(&all, false);
+        expected.push((None, Some(1), Some(1)));
+        assert_eq!((rows, rebuilt), (expected, 0));
     }
 
     fn batch_with_null_user() -> RecordBatch {
