@@ -1440,7 +1440,11 @@ async fn route_rows(
             }
         }
     }
-    let merged = merged.unwrap_or_default();
+    // An input of no partitions leaves every partition empty.
+    let merged = merged.unwrap_or_else(|| {
+        let consumer = |to| MemoryConsumer::new(format!("SessionNumberExec[->{to}]")).register(context.memory_pool());
+        (0..partitions).map(|to| Collected::new(&window, Arc::clone(&schema), options, consumer(to))).collect()
+    });
     Ok(Exchanged(merged.into_iter().map(|c| std::sync::Mutex::new(Some(c))).collect()))
 }
 
@@ -1803,6 +1807,26 @@ mod tests {
         let mut expected = numbered_plainly(&all, false);
         expected.push((None, Some(1), Some(1)));
         assert_eq!((rows, rebuilt), (expected, 0));
+    }
+
+    #[tokio::test]
+    async fn an_input_of_no_partitions_routes_no_rows_to_each_partition() {
+        use datafusion::physical_plan::empty::EmptyExec;
+        let schema = user_batches(&[(0, 0)], 1)[0].schema();
+        let input: Arc<dyn ExecutionPlan> = Arc::new(EmptyExec::new(Arc::clone(&schema)).with_partitions(0));
+        let window = SessionWindow {
+            partition: 1,
+            order: 0,
+            order_options: SortOptions { descending: false, nulls_first: false },
+            sessions: vec![SessionColumn { ts: 0, gap: 15 }],
+        };
+        let options = SortOptions { descending: false, nulls_first: false };
+        let context = Arc::new(TaskContext::default());
+        let exchanged = route_rows(input, 3, window, options, context, Count::new()).await.unwrap();
+        for partition in 0..3 {
+            assert_eq!(exchanged.take(partition).unwrap().rows(), 0);
+        }
+        assert!(exchanged.take(0).is_err(), "a partition's rows are taken once");
     }
 
     fn batch_with_null_user() -> RecordBatch {
