@@ -917,13 +917,8 @@ where
         for chunk in pairs.chunks(1 << 16) {
             let users: Vec<T::Native> = chunk.iter().map(|&(key, _)| T::Native::from_order_key(key ^ mask)).collect();
             let ts: Vec<i64> = chunk.iter().map(|&(_, t)| t).collect();
-            let column = |field: usize, values: Buffer| -> Result<ArrayRef> {
-                let data_type = schema.field(field).data_type().clone();
-                Ok(make_array(ArrayData::builder(data_type).len(chunk.len()).add_buffer(values).build()?))
-            };
-            let (users, ts) =
-                (column(self.partition, Buffer::from_vec(users))?, column(self.order, Buffer::from_vec(ts))?);
-            let columns = if self.partition < self.order { vec![users, ts] } else { vec![ts, users] };
+            let (users, ts) = (Buffer::from_vec(users), Buffer::from_vec(ts));
+            let columns = user_and_time_columns(schema, self.partition, self.order, chunk.len(), users, ts)?;
             batches.push(RecordBatch::try_new(Arc::clone(schema), columns)?);
         }
         Ok(batches)
@@ -1035,6 +1030,24 @@ impl UserRuns {
     }
 }
 
+/// The user and time columns of a two-column input, in their order in `schema`, from the raw
+/// values of each (`len` of them, NULL-free).
+fn user_and_time_columns(
+    schema: &Schema,
+    partition: usize,
+    order: usize,
+    len: usize,
+    users: Buffer,
+    ts: Buffer,
+) -> Result<Vec<ArrayRef>> {
+    let column = |field: usize, values: Buffer| -> Result<ArrayRef> {
+        let data_type = schema.field(field).data_type().clone();
+        Ok(make_array(ArrayData::builder(data_type).len(len).add_buffer(values).build()?))
+    };
+    let (users, ts) = (column(partition, users)?, column(order, ts)?);
+    Ok(if partition < order { vec![users, ts] } else { vec![ts, users] })
+}
+
 /// The output batches of [`UserRuns`], numbered as they are cut.
 struct RunBatches<T: ArrowPrimitiveType> {
     runs: UserRuns,
@@ -1082,16 +1095,10 @@ where
             row = run_end;
         }
         self.next_row = end;
-        let column = |field: usize, values: Buffer| -> Result<ArrayRef> {
-            let data_type = self.schema.field(field).data_type().clone();
-            Ok(make_array(ArrayData::builder(data_type).len(len).add_buffer(values).build()?))
-        };
         // The input's two columns in their order, then the session numbers.
         let (users, ts) = (Buffer::from_vec(users), runs.ts.slice(start, len).into_inner());
-        let mut columns = match self.window.partition < self.window.order {
-            true => vec![column(self.window.partition, users)?, column(self.window.order, ts)?],
-            false => vec![column(self.window.order, ts)?, column(self.window.partition, users)?],
-        };
+        let (partition, order) = (self.window.partition, self.window.order);
+        let mut columns = user_and_time_columns(&self.schema, partition, order, len, users, ts)?;
         columns.extend(numbers.into_iter().map(|n| Arc::new(Int64Array::from(n)) as ArrayRef));
         Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
     }

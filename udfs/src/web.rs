@@ -211,8 +211,7 @@ impl SessionRun {
     pub(crate) fn number_into(&mut self, ticks: &[i64], gap: i64, out: &mut Vec<i64>) {
         let Some((&first, rest)) = ticks.split_first() else { return };
         let gap = gap as i128;
-        let mut session = self.session + self.previous.is_none_or(|p| first as i128 - p as i128 > gap) as i64;
-        let mut previous = first;
+        let (mut session, mut previous) = (self.next(first, gap), first);
         out.reserve(ticks.len());
         out.push(session);
         out.extend(rest.iter().map(|&t| {
